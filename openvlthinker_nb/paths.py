@@ -5,27 +5,27 @@
 # %% auto #0
 __all__ = ['REPO_ROOT', 'DATA_DIR', 'FIGURES_DIR', 'save_fig']
 
-# %% ../nbs/00a_paths.ipynb #e6ebfe08
+# %% ../nbs/00a_paths.ipynb #7fee2d54
 from pathlib import Path
 import openvlthinker_nb
 
-# %% ../nbs/00a_paths.ipynb #a169e0ad
+# %% ../nbs/00a_paths.ipynb #28a19505
 REPO_ROOT = Path(openvlthinker_nb.__file__).resolve().parent.parent  # the checkout holding `settings.ini`
 DATA_DIR = REPO_ROOT/'data'        # generated data sets and the embedded default model
 FIGURES_DIR = REPO_ROOT/'figures'  # every figure the notebooks regenerate
 
-# %% ../nbs/00a_paths.ipynb #2e63e850
+# %% ../nbs/00a_paths.ipynb #f684a866
 def save_fig(fig, # a matplotlib figure
              name:str, # file stem, without extension
              folder:Path|None=None, # where to write; `FIGURES_DIR` by default
              dpi:int=120, # PNG resolution
             )->list[Path]:
-    "Save `fig` as `name`.png and `name`.pdf in `folder` and return both paths."
+    "Save `fig` as `name`.png and `name`.pdf (no timestamp) in `folder` and return both paths."
     if not name or '/' in name or name.endswith(('.png', '.pdf')):
         raise ValueError(f"save_fig: `name` must be a bare file stem, got {name!r}")
     folder = Path(folder) if folder is not None else FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder/f'{name}.png', folder/f'{name}.pdf']
     fig.savefig(paths[0], dpi=dpi, bbox_inches='tight')
-    fig.savefig(paths[1], bbox_inches='tight')
+    fig.savefig(paths[1], bbox_inches='tight', metadata={'CreationDate': None})  # byte-stable PDFs across runs
     return paths
