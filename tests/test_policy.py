@@ -1,0 +1,193 @@
+"The policy: loading through the Auto classes, errors, rollouts, masks, log-prob agreement and determinism."
+import copy, json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from openvlthinker_nb.data import TASK_TYPES, default_split, load_onethinker
+from openvlthinker_nb.policy import (DEFAULT_MODEL, load_policy, pick_device, prompt_inputs, response_logprobs, rollout,
+                                     stop_ids, pad_id, suppress_ids, vision_tower)
+from openvlthinker_nb.sft import build_model, build_processor, build_tokenizer
+
+
+@pytest.fixture(scope='module')
+def records():
+    ds = load_onethinker(default_split('test'))
+    step = len(ds) // 6
+    return [ds[i * step + k] for i in range(6) for k in range(1)] + [ds[1], ds[2]]
+
+
+@pytest.fixture(scope='module')
+def policy():
+    return load_policy(DEFAULT_MODEL, device='cpu')
+
+
+@pytest.fixture(scope='module')
+def random_policy(tmp_path_factory, records):
+    "An untrained tiny Qwen3-VL saved and reloaded like a checkpoint: its responses are long and varied."
+    d = tmp_path_factory.mktemp('random-vl')
+    texts = [x['text'] for r in records for x in r['messages'][0]['content'] if x['type'] == 'text']
+    tok = build_tokenizer(texts * 3, vocab_size=400)
+    build_model(tok, seed=1, hidden_size=64, num_layers=1, intermediate_size=128, vision_hidden_size=32).save_pretrained(d)
+    build_processor(tok).save_pretrained(d)
+    return load_policy(d, device='cpu')
+
+
+def test_default_model_loads_through_auto_classes(records):
+    model = AutoModelForImageTextToText.from_pretrained(DEFAULT_MODEL)
+    processor = AutoProcessor.from_pretrained(DEFAULT_MODEL)
+    assert type(model).__name__ == 'Qwen3VLForConditionalGeneration'
+    assert type(processor).__name__ == 'Qwen3VLProcessor'
+    assert (DEFAULT_MODEL/'model.safetensors').stat().st_size <= 25e6
+    enc = processor.apply_chat_template(records[0]['messages'], add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors='pt')
+    out = model.generate(**enc, max_new_tokens=40, do_sample=False)
+    text = processor.decode(out[0, enc['input_ids'].shape[1]:], skip_special_tokens=True)
+    assert '<answer>' in text and '</answer>' in text, text
+
+
+def test_eval_json_meets_targets():
+    acc = json.loads((DEFAULT_MODEL/'eval.json').read_text())
+    assert list(acc) == list(TASK_TYPES)
+    assert all(0.05 <= v <= 0.95 for v in acc.values()), acc
+    assert np.mean(list(acc.values())) >= 0.25, acc
+
+
+def test_bad_paths_and_non_vlm(tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist'): load_policy(tmp_path/'missing')
+    with pytest.raises(FileNotFoundError, match='does not exist'): load_policy('./no/such/folder')
+    with pytest.raises(FileNotFoundError, match='has no config.json'): load_policy(tmp_path)
+    (tmp_path/'weights.bin').write_bytes(b'')
+    with pytest.raises(NotADirectoryError, match='is a file'): load_policy(tmp_path/'weights.bin')
+    (tmp_path/'config.json').write_text(json.dumps({'model_type': 'qwen3', 'vocab_size': 32, 'hidden_size': 16, 'num_hidden_layers': 1,
+                                                   'num_attention_heads': 2, 'num_key_value_heads': 1, 'intermediate_size': 32}))
+    with pytest.raises(ValueError, match="'qwen3' model, not a vision-language model"): load_policy(tmp_path)
+    (tmp_path/'config.json').write_text('{"hidden_size": 3}')
+    with pytest.raises(ValueError, match='cannot read the config'): load_policy(tmp_path)
+    with pytest.raises(ValueError, match="unknown dtype"): load_policy(DEFAULT_MODEL, dtype='int8')
+
+
+def test_pick_device():
+    assert pick_device('cpu') == torch.device('cpu')
+    with pytest.raises(ValueError, match='unknown device'): pick_device('gpu')
+    if not torch.cuda.is_available():
+        assert pick_device('auto') == torch.device('cpu')
+        with pytest.raises(RuntimeError, match='cuda'): pick_device('cuda')
+
+
+def test_load_options():
+    model, _ = load_policy(DEFAULT_MODEL, dtype='bfloat16', device='cpu', freeze_vision=True, gradient_checkpointing=True)
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert not any(p.requires_grad for p in vision_tower(model).parameters())
+    assert all(p.requires_grad for p in model.model.language_model.parameters())
+    assert model.is_activation_checkpointing
+
+
+def test_rollout_shapes_and_masks(random_policy, records):
+    model, processor = random_policy
+    P, n, cap = 3, 4, 24
+    ro = rollout(model, processor, records[:P], n=n, max_new_tokens=cap, seed=0)
+    N, T = ro.response_ids.shape
+    assert N == P * n and T <= cap and len(ro.texts) == N and len(ro) == N
+    assert ro.prompt_idx.tolist() == [p for p in range(P) for _ in range(n)]
+    for t in (ro.response_mask, ro.logprobs): assert t.shape == (N, T)
+    assert ro.prompt_ids.shape == ro.prompt_mask.shape == ro.mm_token_type_ids.shape and ro.prompt_ids.shape[0] == P
+    assert ro.image_grid_thw.shape == (P, 3) and ro.images_per_prompt.tolist() == [1] * P
+    assert (ro.n_tokens == ro.response_mask.sum(1)).all() and (ro.n_tokens >= 1).all()
+    # left padding: padding is at the start of prompts, and every prompt ends with the opened assistant turn
+    lens = ro.prompt_mask.sum(1)
+    for p in range(P):
+        assert ro.prompt_mask[p, -lens[p]:].all() and not ro.prompt_mask[p, :-lens[p]].any()
+    tail = processor.tokenizer('<|im_start|>assistant\n', add_special_tokens=False)['input_ids']
+    assert (ro.prompt_ids[:, -len(tail):] == torch.tensor(tail)).all()
+    # response mask: a prefix ending at the first stop token (or the cap); padding after it is the pad token
+    stops = torch.tensor(stop_ids(model, processor))
+    for ids, m, k in zip(ro.response_ids, ro.response_mask, ro.n_tokens):
+        assert m[:k].all() and not m[k:].any()
+        assert not torch.isin(ids[:k - 1], stops).any()
+        assert torch.isin(ids[k - 1], stops) or k == T
+        assert (ids[k:] == pad_id(model, processor)).all()
+    assert (ro.logprobs[ro.response_mask == 0] == 0).all() and (ro.logprobs[ro.response_mask == 1] < 0).all()
+    # prompt tokens never appear in the response: no image pads, no chat markers in the decoded texts
+    assert not torch.isin(ro.response_ids, torch.tensor(suppress_ids(processor))).any()   # no vision placeholders
+    assert all('<|im_start|>' not in t for t in ro.texts)
+
+
+def test_prompt_inputs_regathers_images(random_policy, records):
+    model, processor = random_policy
+    ro = rollout(model, processor, records[:3], n=2, max_new_tokens=4, seed=0)
+    inp = prompt_inputs(ro, torch.tensor([2, 0, 2]))
+    per = ro.pixel_values.shape[0] // 3
+    assert torch.equal(inp['pixel_values'], torch.cat([ro.pixel_values[2*per:], ro.pixel_values[:per], ro.pixel_values[2*per:]]))
+    assert torch.equal(inp['input_ids'], ro.prompt_ids[[2, 0, 2]])
+
+
+@pytest.mark.parametrize('which', ['random_policy', 'policy'])
+def test_logprob_agreement_sampling_vs_recompute(which, request, records):
+    "Same weights, temperature 1: the log-probs recorded while sampling equal a full forward pass's."
+    model, processor = request.getfixturevalue(which)
+    ro = rollout(model, processor, records[:5], n=4, temperature=1.0, max_new_tokens=32, seed=3)
+    logp, ent = response_logprobs(model, ro, micro_batch=7)
+    m = ro.response_mask.bool()
+    assert logp.requires_grad and ent.requires_grad
+    assert torch.allclose(logp[m], ro.logprobs[m], atol=1e-3), (logp[m] - ro.logprobs[m]).abs().max()
+    assert (logp[~m] == 0).all() and (ent[~m] == 0).all() and (ent[m] >= 0).all()
+    # the 'forward' source and a different micro-batch size agree too
+    ro_f = rollout(model, processor, records[:5], n=4, temperature=1.0, max_new_tokens=32, seed=3, logprobs='forward')
+    assert torch.equal(ro_f.response_ids, ro.response_ids)
+    assert torch.allclose(ro_f.logprobs, ro.logprobs, atol=1e-3)
+    with torch.no_grad(): assert torch.allclose(response_logprobs(model, ro, micro_batch=20)[0], logp.detach(), atol=1e-4)
+
+
+def test_logprobs_at_other_temperature(random_policy, records):
+    model, processor = random_policy
+    ro = rollout(model, processor, records[:2], n=3, temperature=0.7, max_new_tokens=16, seed=0)
+    with torch.no_grad(): logp, _ = response_logprobs(model, ro)
+    m = ro.response_mask.bool()
+    assert torch.allclose(logp[m], ro.logprobs[m], atol=1e-3)
+
+
+def test_recompute_ignores_padding_and_has_gradients(random_policy, records):
+    model, processor = random_policy
+    ro = rollout(model, processor, records[:2], n=3, max_new_tokens=24, seed=1)
+    if ro.response_mask.all(): ro.response_mask[:, -3:] = 0   # force some padding
+    with torch.no_grad(): ref = response_logprobs(model, ro)[0]
+    ro2 = copy.copy(ro); ro2.response_ids = ro.response_ids.clone()
+    ro2.response_ids[ro.response_mask == 0] = 11
+    with torch.no_grad(): assert torch.allclose(response_logprobs(model, ro2)[0], ref, atol=1e-5)
+    model.zero_grad()
+    logp, ent = response_logprobs(model, ro, micro_batch=2)
+    (logp.sum() + ent.sum()).backward()
+    assert model.lm_head.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vision_tower(model).parameters())
+    model.zero_grad()
+
+
+def test_determinism_for_a_seed(random_policy, records):
+    model, processor = random_policy
+    state = torch.random.get_rng_state()
+    a = rollout(model, processor, records[:3], n=4, max_new_tokens=20, seed=7)
+    b = rollout(model, processor, records[:3], n=4, max_new_tokens=20, seed=7)
+    c = rollout(model, processor, records[:3], n=4, max_new_tokens=20, seed=8)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.response_ids, b.response_ids) and a.texts == b.texts and torch.equal(a.logprobs, b.logprobs)
+    assert a.texts != c.texts
+
+
+def test_greedy_and_top_p(policy, records):
+    model, processor = policy
+    g1 = rollout(model, processor, records[:4], n=2, temperature=0.0, max_new_tokens=48)
+    assert g1.texts[0::2] == g1.texts[1::2]          # greedy: the n copies agree
+    g2 = rollout(model, processor, records[:4], n=1, temperature=0.0, max_new_tokens=48, seed=5)
+    assert g1.texts[0::2] == g2.texts
+    ro = rollout(model, processor, records[:2], n=4, temperature=1.0, top_p=0.5, max_new_tokens=48, seed=0)
+    assert (ro.logprobs[ro.response_mask == 1] <= 0).all()
+
+
+def test_bad_rollout_arguments(policy, records):
+    model, processor = policy
+    with pytest.raises(ValueError, match='unknown logprobs source'): rollout(model, processor, records[:1], logprobs='x')
+    with pytest.raises(ValueError, match='n and max_new_tokens'): rollout(model, processor, records[:1], n=0)
+    with pytest.raises(ValueError, match='top_p'): rollout(model, processor, records[:1], top_p=0)
+    with pytest.raises(KeyError, match="has no 'messages'"): rollout(model, processor, [{'problem_id': 1}])
