@@ -1,0 +1,102 @@
+"The trainer end to end on the embedded tiny model: a short run, resume equality, two processes under torchrun, bad parameters."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+from openvlthinker_nb.paths import REPO_ROOT
+from openvlthinker_nb.policy import DEFAULT_MODEL, load_policy
+from openvlthinker_nb.data import TASK_TYPES
+from openvlthinker_nb.train import TrainConfig, train, param_digest, last_checkpoint
+
+# tiny settings: 6 prompts (one per family) x 2 responses of <= 10 tokens, 1 held-out record per family
+TINY = dict(max_steps=3, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=6,
+            save_every=1, grad_share_every=2, filter_rounds=2, progress=False, copy_figures=False)
+TIME_KEYS = lambda m: {k: v for k, v in m.items() if not k.startswith('time/') and k != 'seconds'}
+
+def _env():
+    "Environment for child processes: the repo importable whatever the install mode, one thread each."
+    env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg', TOKENIZERS_PARALLELISM='false', HF_HUB_OFFLINE='1')
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    return env
+
+def _metrics(out): return [json.loads(l) for l in (Path(out)/'metrics.jsonl').read_text().splitlines() if l]
+
+@pytest.fixture(scope='module')
+def full_run(tmp_path_factory):
+    "An uninterrupted 3-step run."
+    out = tmp_path_factory.mktemp('full')
+    return out, train(TrainConfig(**TINY, output_dir=str(out)))
+
+def test_short_run_writes_everything(full_run):
+    out, res = full_run
+    cfg = json.loads((out/'config.json').read_text())
+    assert cfg['max_steps'] == 3 and cfg['algorithm'] == 'g2rpo' and cfg['resolved']['world_size'] == 1
+    ms = _metrics(out)
+    assert [m['step'] for m in ms] == [1, 2, 3]
+    for t in TASK_TYPES:
+        for k in ('reward', 'accuracy', 'length', 'entropy', 'adv_std', 'grad_share'): assert f'{k}/{t}' in ms[0], (k, t)
+    for k in ('reward/mean', 'clip_frac', 'clip_frac_high', 'clip_frac_low', 'clip_frac_dual', 'filter/kept_groups',
+              'filter/dropped_groups', 'seconds', 'time/generate', 'time/score', 'time/logprobs', 'time/update'):
+        assert k in ms[0], k
+    assert all(m['seconds'] > 0 for m in ms)
+    shares = [ms[0][f'grad_share/{t}'] for t in TASK_TYPES]   # measured at steps 1 and 3 (every 2)
+    if ms[0]['filter/kept_groups'] > 0: assert abs(sum(shares) - 1) < 1e-6, shares
+    assert ms[1][f'grad_share/{TASK_TYPES[0]}'] is None
+    ev = json.loads((out/'eval.json').read_text())
+    assert set(ev) == {'before', 'after', 'delta'} and set(ev['before']) == set(TASK_TYPES) | {'mean'}
+    ck = last_checkpoint(out)
+    assert ck.name == 'step_000003'
+    for f in ('model.safetensors', 'optimizer.safetensors', 'rng.safetensors', 'state.json'): assert (ck/f).exists(), f
+    assert len(list((out/'checkpoints').glob('step_*'))) == 2   # keep_checkpoints
+    for name in ('train_reward_accuracy', 'train_entropy_length', 'train_grad_share'):
+        for ext in ('png', 'pdf'): assert (out/'figures'/f'{name}.{ext}').stat().st_size > 0
+    model, _ = load_policy(out/'final')   # the final policy loads through the Auto classes
+    assert param_digest(model) == res['param_digest']
+
+class Killed(Exception): pass
+
+def test_resume_after_kill_matches_uninterrupted(full_run, tmp_path):
+    out_a, res_a = full_run
+    def kill(step, m):
+        if step == 2: raise Killed()
+    with pytest.raises(Killed): train(TrainConfig(**TINY, output_dir=str(tmp_path)), on_step=kill)
+    assert len(_metrics(tmp_path)) == 2 and last_checkpoint(tmp_path).name == 'step_000002'
+    res_b = train(TrainConfig(**TINY, output_dir=str(tmp_path), resume=True))
+    assert [TIME_KEYS(m) for m in _metrics(tmp_path)] == [TIME_KEYS(m) for m in _metrics(out_a)]
+    assert res_b['after'] == res_a['after'] and res_b['before'] == res_a['before']
+    assert res_b['param_digest'] == res_a['param_digest']
+
+def test_two_processes_agree(tmp_path):
+    "torchrun, 2 CPU processes (gloo), two steps: every process ends with the same weights, which moved."
+    over = {**TINY, 'max_steps': 2, 'output_dir': str(tmp_path), 'online_filter': False}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'openvlthinker_nb.train',
+           '--overrides', *[f'{k}={json.dumps(v)}' for k, v in over.items()]]
+    p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    ranks = [json.loads((tmp_path/'ranks'/f'rank{r}.json').read_text()) for r in (0, 1)]
+    assert ranks[0]['param_digest'] == ranks[1]['param_digest']
+    assert ranks[0]['after'] == ranks[1]['after']
+    start, _ = load_policy(DEFAULT_MODEL)
+    assert ranks[0]['param_digest'] != param_digest(start)   # the update did something
+    ms = _metrics(tmp_path)
+    assert [m['step'] for m in ms] == [1, 2] and ms[0]['filter/prompts_drawn'] == 6
+    assert json.loads((tmp_path/'config.json').read_text())['resolved']['world_size'] == 2
+
+@pytest.mark.parametrize('params,needle', [({'lrr': 1e-4}, 'unknown parameter `lrr`; did you mean `lr`?'),
+                                           ({'algorithm': 'ppo'}, 'bad parameter `algorithm`'),
+                                           ({'max_steps': '10'}, 'bad parameter `max_steps`'),
+                                           ({'batch_prompts': 0}, 'bad parameter `batch_prompts`'),
+                                           ({'train_data': 'missing.jsonl'}, 'bad parameter `train_data`'),
+                                           ({'c_dual': 1.1}, 'bad parameter `c_dual`')])
+def test_bad_parameters_fail(params, needle):
+    with pytest.raises((ValueError, TypeError)) as e: TrainConfig.from_dict(params)
+    assert needle in str(e.value)
+
+def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
+    "papermill with a misspelt parameter fails at the config cell, naming it; nothing is trained or written."
+    out = tmp_path/'never'
+    cmd = [sys.executable, '-m', 'papermill', str(REPO_ROOT/'nbs'/'05_train.ipynb'), str(tmp_path/'out.ipynb'),
+           '-p', 'output_dir', str(out), '-p', 'max_step', '3', '--no-progress-bar']
+    p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode != 0
+    assert 'unknown parameter `max_step`; did you mean `max_steps`?' in p.stdout + p.stderr
+    assert not out.exists()
