@@ -191,3 +191,33 @@ def test_bad_rollout_arguments(policy, records):
     with pytest.raises(ValueError, match='n and max_new_tokens'): rollout(model, processor, records[:1], n=0)
     with pytest.raises(ValueError, match='top_p'): rollout(model, processor, records[:1], top_p=0)
     with pytest.raises(KeyError, match="has no 'messages'"): rollout(model, processor, [{'problem_id': 1}])
+
+
+def test_qwen2_5_vl_loads_rolls_out_and_recomputes(tmp_path, records):
+    "A tiny Qwen2.5-VL (its own config, processor and 14 px patches) goes through the same loading, rollout and log-prob path."
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    from openvlthinker_nb.sft import CHAT_TEMPLATE
+    texts = [x['text'] for r in records for x in r['messages'][0]['content'] if x['type'] == 'text']
+    tok = build_tokenizer(texts * 3, vocab_size=400)
+    ids = tok.convert_tokens_to_ids
+    geometry = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
+    proc = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**geometry, size={'shortest_edge': 28*28, 'longest_edge': 112*112}),
+                               video_processor=Qwen2VLVideoProcessor(**geometry), tokenizer=tok, chat_template=CHAT_TEMPLATE)
+    cfg = Qwen2_5_VLConfig(text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                                            num_key_value_heads=2, max_position_embeddings=2048, pad_token_id=tok.pad_token_id,
+                                            eos_token_id=tok.eos_token_id, rope_scaling={'type': 'mrope', 'mrope_section': [2, 3, 3]}),
+                           vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, spatial_merge_size=2,
+                                              temporal_patch_size=2, out_hidden_size=64, window_size=56, fullatt_block_indexes=[0]),
+                           image_token_id=ids('<|image_pad|>'), video_token_id=ids('<|video_pad|>'),
+                           vision_start_token_id=ids('<|vision_start|>'), vision_end_token_id=ids('<|vision_end|>'))
+    torch.manual_seed(0)
+    Qwen2_5_VLForConditionalGeneration(cfg).save_pretrained(tmp_path); proc.save_pretrained(tmp_path)
+    model, processor = load_policy(tmp_path, device='cpu', freeze_vision=True)
+    assert type(model).__name__ == 'Qwen2_5_VLForConditionalGeneration'
+    assert not any(p.requires_grad for p in vision_tower(model).parameters())
+    ro = rollout(model, processor, records[:2], n=2, max_new_tokens=8, seed=0)
+    assert ro.response_ids.shape == ro.response_mask.shape == ro.logprobs.shape and ro.response_ids.shape[0] == 4
+    assert len(ro.texts) == 4 and bool((ro.response_mask.sum(1) >= 1).all())
+    lp, _ = response_logprobs(model, ro, micro_batch=2)
+    m = ro.response_mask.bool()
+    torch.testing.assert_close(lp[m], ro.logprobs[m], atol=1e-4, rtol=1e-4)
