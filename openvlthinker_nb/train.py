@@ -12,7 +12,7 @@ __all__ = ['HUB_ID', 'DEVICES', 'DTYPES', 'ADVANTAGE_INPUTS', 'TASK_KEYS', 'N_TA
            'save_checkpoint', 'last_checkpoint', 'load_checkpoint', 'plot_training', 'Run', 'setup', 'rl_step',
            'param_digest', 'train', 'load_params', 'parse_override', 'main']
 
-# %% ../nbs/05_train.ipynb #bb0437cf
+# %% ../nbs/05_train.ipynb #33401bd6
 import os, re, json, math, time, random, shutil, difflib, hashlib, logging, dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, asdict
@@ -32,7 +32,7 @@ from .shaping import entropy_penalty
 from .data import load_onethinker, default_split, TASK_TYPES
 from . import policy
 
-# %% ../nbs/05_train.ipynb #461cf653
+# %% ../nbs/05_train.ipynb #b44e7b45
 def _p(default, help:str, paper=None):
     "A config field with its one-line help and, where ours differs, the paper's value."
     return field(default=default, metadata={'help': help, 'paper': paper})
@@ -117,7 +117,7 @@ class TrainConfig:
                 raise ValueError(f"unknown parameter `{k}`" + (f"; did you mean `{close[0]}`?" if close else '') + " (see TrainConfig)")
         return cls(**d)
 
-# %% ../nbs/05_train.ipynb #ef301db8
+# %% ../nbs/05_train.ipynb #97da038c
 HUB_ID = re.compile(r'[\w.-]+/[\w.-]+')  # 'org/name' hub ids
 DEVICES = re.compile(r'auto|cpu|xla|cuda(:\d+)?')
 DTYPES = ('float32', 'bfloat16', 'float16')
@@ -149,7 +149,7 @@ def _ok_path(fn):
         except (FileNotFoundError, ValueError): return False
     return check
 
-# %% ../nbs/05_train.ipynb #6b076d51
+# %% ../nbs/05_train.ipynb #2edce692
 ADVANTAGE_INPUTS = {  # estimator name -> how the trainer calls it on the gathered batch
     'grpo': lambda b, cfg: ADVANTAGES['grpo'](b['reward'], b['group']),
     'dr_grpo': lambda b, cfg: ADVANTAGES['dr_grpo'](b['reward'], b['group']),
@@ -172,7 +172,7 @@ def _linear(s, total, warmup): return _constant(s, total, warmup) * max(0.0, 1 -
 def _cosine(s, total, warmup): return _constant(s, total, warmup) * 0.5*(1 + math.cos(math.pi*min(1.0, s/max(1, total))))
 LR_SCHEDULES = {'constant': _constant, 'linear': _linear, 'cosine': _cosine}  # name -> factor(step, total, warmup)
 
-# %% ../nbs/05_train.ipynb #371eeece
+# %% ../nbs/05_train.ipynb #6b36dcc0
 _pos = (lambda v, c: v >= 1, '>= 1')
 _nonneg = (lambda v, c: v >= 0, '>= 0')
 _in = lambda choices: (lambda v, c: v in choices, f"one of {sorted(choices)}")
@@ -222,14 +222,14 @@ def validate(cfg:TrainConfig):
             ok, need = CHECKS[f.name]
             if not ok(getattr(cfg, f.name), cfg): raise ValueError(f"bad parameter `{f.name}` = {getattr(cfg, f.name)!r}: must be {need}")
 
-# %% ../nbs/05_train.ipynb #d59a62b2
+# %% ../nbs/05_train.ipynb #41bc081d
 def config_table()->'pd.DataFrame':
     "The parameters: name, default, help, and the paper's value where ours differs."
     import pandas as pd
     return pd.DataFrame([(f.name, f.default, f.metadata['help'], '' if f.metadata['paper'] is None else f.metadata['paper'])
                          for f in fields(TrainConfig)], columns=['parameter', 'default', 'help', 'paper']).set_index('parameter')
 
-# %% ../nbs/05_train.ipynb #1e07dbec
+# %% ../nbs/05_train.ipynb #473709d6
 def derive_seed(*xs:int)->int:
     "A 32-bit seed derived from integers (different tuples give independent streams)."
     return int(np.random.SeedSequence([int(x) for x in xs]).generate_state(1)[0])
@@ -266,7 +266,7 @@ class FamilySampler:
         if s['seed'] != self.seed or sorted(map(int, s['pos'])) != self.fams: raise ValueError("sampler state belongs to another seed or data set")
         self.cursor, self.epoch, self.pos = s['cursor'], {int(f): e for f, e in s['epoch'].items()}, {int(f): p for f, p in s['pos'].items()}
 
-# %% ../nbs/05_train.ipynb #b7c58770
+# %% ../nbs/05_train.ipynb #8c24f100
 DIST_BACKENDS = {'cpu': 'gloo', 'cuda': 'nccl', 'xla': 'xla'}
 
 @dataclass
@@ -310,7 +310,7 @@ def broadcast_obj(obj, d:Dist):
     box = [obj]; tdist.broadcast_object_list(box, src=0)
     return box[0]
 
-# %% ../nbs/05_train.ipynb #1dc403da
+# %% ../nbs/05_train.ipynb #ee1213b7
 COLUMNS = ('reward', 'accuracy', 'format', 'structure', 'length', 'n_tokens', 'family', 'task', 'group', 'rank', 'kept')
 
 @dataclass
@@ -349,7 +349,7 @@ def keep_groups(table:torch.Tensor, cfg:TrainConfig, room:int)->torch.Tensor:
     ok &= ok.cumsum(0) <= room   # groups are sorted by id = draw order
     return ok[inv]
 
-# %% ../nbs/05_train.ipynb #aae3bcbc
+# %% ../nbs/05_train.ipynb #88ad1395
 def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist, step:int, task_of)->tuple:
     "Roll out, score and filter until the step has `batch_prompts` kept groups (or rounds run out)."
     C_ = {c: i for i, c in enumerate(COLUMNS)}
@@ -386,7 +386,7 @@ def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist
              'filter/dropped_groups': drawn - kept if cfg.online_filter else 0}
     return parts, full, stats, times
 
-# %% ../nbs/05_train.ipynb #6ec55d5a
+# %% ../nbs/05_train.ipynb #65acd6b8
 def batch_advantages(full:torch.Tensor, cfg:TrainConfig)->torch.Tensor:
     "(K,) advantages of the kept rows of the gathered table, in table order."
     C_ = {c: i for i, c in enumerate(COLUMNS)}
@@ -398,7 +398,7 @@ def batch_advantages(full:torch.Tensor, cfg:TrainConfig)->torch.Tensor:
          'components': t[:, [C_[c] for c in comps]].float(), 'component_weights': torch.tensor(weights)}
     return ADVANTAGE_INPUTS[cfg.algorithm](b, cfg).float()
 
-# %% ../nbs/05_train.ipynb #62d93012
+# %% ../nbs/05_train.ipynb #0cc0ecd6
 AGG_COUNTS = {'token': lambda mask: mask.sum(), 'seq': lambda mask: (mask.sum(-1) > 0).sum()}  # the normaliser of each aggregation
 
 def _flat_grad(params)->torch.Tensor:
@@ -425,7 +425,7 @@ def entropy_weights(h:torch.Tensor, # (R, T) per-token entropies of the mini-bat
     coef = torch.zeros(n_tasks); coef[present] = g / tot[1][present].float()
     return coef[task], float(pen.detach())
 
-# %% ../nbs/05_train.ipynb #b966e17a
+# %% ../nbs/05_train.ipynb #316a0c3b
 def local_rows(parts:list)->tuple:
     "This process's kept responses: (part, row) pairs, their families and their task ids."
     k, f, t = COLUMNS.index('kept'), COLUMNS.index('family'), COLUMNS.index('task')
@@ -454,7 +454,7 @@ def micro_batches(sel:list, rows:list, fam:torch.Tensor, size:int)->list:
             out += [(f, pi, pos[s:s + size]) for s in range(0, len(pos), size)]
     return out
 
-# %% ../nbs/05_train.ipynb #517172a6
+# %% ../nbs/05_train.ipynb #a555c0a9
 def _pad_to(v:torch.Tensor, L:int)->torch.Tensor: return torch.nn.functional.pad(v, (0, L - len(v)))
 
 def minibatch_context(parts:list, old:list, rows:list, task:torch.Tensor, sel:list, cfg:TrainConfig, d:Dist)->tuple:
@@ -472,7 +472,7 @@ def minibatch_context(parts:list, old:list, rows:list, task:torch.Tensor, sel:li
         w_row[sel] = w
     return norm, w_row, pen
 
-# %% ../nbs/05_train.ipynb #7a0bfffd
+# %% ../nbs/05_train.ipynb #8379d131
 def micro_step(model, part:Part, r_idx:torch.Tensor, adv:torch.Tensor, w_ent:torch.Tensor, lp_old_part:torch.Tensor,
                norm:torch.Tensor, cfg:TrainConfig, ref_model=None)->tuple:
     "Forward, loss and backward of one micro-batch (responses `r_idx` of `part`); returns (stats, per-row tensors, seconds)."
@@ -495,7 +495,7 @@ def micro_step(model, part:Part, r_idx:torch.Tensor, adv:torch.Tensor, w_ent:tor
     rows = {'entropy': (h_exact.detach().double().cpu() * m64).sum(1), 'entropy_sampled': (-lp_old.double().cpu() * m64).sum(1), 'tokens': m64.sum(1)}
     return st, rows, (t1 - t0, time.perf_counter() - t1)
 
-# %% ../nbs/05_train.ipynb #5232ffbe
+# %% ../nbs/05_train.ipynb #f94989de
 def reduce_and_step(params:list, fam_grads:torch.Tensor|None, opt, sched, cfg:TrainConfig, d:Dist)->float:
     "Sum gradients (or per-family gradients) over processes, clip, and take one optimizer step; returns the pre-clip norm."
     if fam_grads is not None:
@@ -505,7 +505,7 @@ def reduce_and_step(params:list, fam_grads:torch.Tensor|None, opt, sched, cfg:Tr
     opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
     return gn
 
-# %% ../nbs/05_train.ipynb #74a615a9
+# %% ../nbs/05_train.ipynb #238b03eb
 _SUMS = ('pg_loss', 'kl', 'tokens', 'clip_frac', 'clip_frac_high', 'clip_frac_low', 'clip_frac_dual', 'ratio_mean', 'approx_kl')
 _TOKEN_MEANS = ('clip_frac', 'clip_frac_high', 'clip_frac_low', 'clip_frac_dual', 'ratio_mean', 'approx_kl')
 
@@ -561,7 +561,7 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
     S['time/logprobs'], S['time/update'] = t_logp, t_upd
     return S
 
-# %% ../nbs/05_train.ipynb #8c5a9924
+# %% ../nbs/05_train.ipynb #3e9ee385
 def _mean(x:torch.Tensor): return float(x.mean()) if len(x) else None
 
 def step_metrics(step:int, full:torch.Tensor, adv:torch.Tensor, upd:dict, fstats:dict, times:dict, lr:float)->dict:
@@ -589,7 +589,7 @@ def step_metrics(step:int, full:torch.Tensor, adv:torch.Tensor, upd:dict, fstats
     m['time/logprobs'], m['time/update'] = upd['time/logprobs'], upd['time/update']
     return m
 
-# %% ../nbs/05_train.ipynb #9c739907
+# %% ../nbs/05_train.ipynb #e290f855
 def _opt_to_tensors(sd:dict)->tuple:
     "Split an optimizer state dict into safetensors-ready tensors and JSON-ready metadata."
     tensors, meta = {}, {'param_groups': sd['param_groups'], 'scalars': {}}
@@ -646,7 +646,7 @@ def load_checkpoint(ck:Path, model, opt, sched, sampler:FamilySampler)->int:
     npn = state['numpy_random']; np.random.set_state((npn[0], rng['numpy'].numpy().astype(np.uint32), *npn[1:]))
     return state['step']
 
-# %% ../nbs/05_train.ipynb #ec242f8a
+# %% ../nbs/05_train.ipynb #9c767d43
 def _family_frame(metrics:list, prefix:str)->'pd.DataFrame':
     import pandas as pd
     df = pd.DataFrame(metrics).set_index('step')
@@ -676,7 +676,7 @@ def plot_training(metrics:list, # the lines of metrics.jsonl
         fig.tight_layout(); figs[name] = fig
     return figs
 
-# %% ../nbs/05_train.ipynb #d11f12fe
+# %% ../nbs/05_train.ipynb #766762c1
 log = logging.getLogger(__name__)
 
 class _TqdmHandler(logging.Handler):
@@ -698,7 +698,7 @@ def _quiet_hf():
     finally:
         if was: hf_logging.enable_progress_bar()
 
-# %% ../nbs/05_train.ipynb #d404990d
+# %% ../nbs/05_train.ipynb #b2795a32
 @dataclass
 class Run:
     "Everything a run holds between steps."
@@ -748,7 +748,7 @@ def setup(cfg:TrainConfig)->Run:
     sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
     return Run(cfg, d, out, model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], ref)
 
-# %% ../nbs/05_train.ipynb #bc15f605
+# %% ../nbs/05_train.ipynb #77175eb9
 def rl_step(run:Run)->dict:
     "One RL step: collect a filtered batch, compute advantages, update; returns the metrics line."
     cfg, d = run.cfg, run.d
@@ -767,7 +767,7 @@ def rl_step(run:Run)->dict:
     m['seconds'] = times['step']
     return m
 
-# %% ../nbs/05_train.ipynb #f50f2f2b
+# %% ../nbs/05_train.ipynb #be0e9c46
 RUN_FILES = ('config.json', 'metrics.jsonl', 'eval.json', 'checkpoints', 'figures', 'final', 'ranks')  # what a fresh run replaces
 
 def _evaluate(run:Run)->dict:
@@ -793,7 +793,7 @@ def _fmt(m:dict, total:int)->str:
     return (f"step {m['step']}/{total} reward {m['reward/mean']:.3f} acc {m['accuracy/mean']:.3f} [{fams}] len {m['length/mean']:.1f} "
             f"clip {m['clip_frac']:.3f} kept {m['filter/kept_groups']}/{m['filter/prompts_drawn']} {m['seconds']:.1f}s")
 
-# %% ../nbs/05_train.ipynb #e15ac7de
+# %% ../nbs/05_train.ipynb #e56ab5b8
 def train(cfg:TrainConfig, # the run's parameters (validated when made)
           on_step=None, # optional callback(step, metrics) after each step's metrics and checkpoint
          )->dict:
@@ -863,7 +863,7 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         tdist.barrier()
     return result
 
-# %% ../nbs/05_train.ipynb #c1632b1b
+# %% ../nbs/05_train.ipynb #d6d31ad7
 def load_params(path:str|Path)->dict:
     "Parameters from a YAML or JSON file."
     import yaml
