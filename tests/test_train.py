@@ -8,7 +8,7 @@ from openvlthinker_nb.data import TASK_TYPES
 from openvlthinker_nb.train import TrainConfig, train, param_digest, last_checkpoint
 
 # tiny settings: 6 prompts (one per family) x 2 responses of <= 10 tokens, 1 held-out record per family
-TINY = dict(max_steps=3, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=6,
+TINY = dict(num_threads=1, max_steps=3, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=6,
             save_every=1, grad_share_every=2, filter_rounds=2, progress=False, copy_figures=False)
 TIME_KEYS = lambda m: {k: v for k, v in m.items() if not k.startswith('time/') and k != 'seconds'}
 
