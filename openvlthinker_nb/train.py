@@ -137,8 +137,8 @@ def resolve_data(value:str, split:str)->Path:
     if not p.is_file(): raise FileNotFoundError(f"no records file {p}")
     return p
 
-def _ok_path(fn):
-    "A check that `fn(value)` resolves without error."
+def _resolves(fn):
+    "A check that `fn(value)` runs without a FileNotFoundError or ValueError."
     def check(v, c):
         try: fn(v); return True
         except (FileNotFoundError, ValueError): return False
@@ -172,12 +172,12 @@ _pos = (lambda v, c: v >= 1, '>= 1')
 _nonneg = (lambda v, c: v >= 0, '>= 0')
 _in = lambda choices: (lambda v, c: v in choices, f"one of {sorted(choices)}")
 CHECKS = {  # field -> (predicate(value, config), requirement)
-    'model': (_ok_path(resolve_model), "'default', an existing folder, or a hub id 'org/name'"),
-    'train_data': (_ok_path(lambda v: resolve_data(v, 'train')), "'default' or an existing records file"),
-    'eval_data': (_ok_path(lambda v: resolve_data(v, 'test')), "'default' or an existing records file"),
+    'model': (_resolves(resolve_model), "'default', an existing folder, or a hub id 'org/name'"),
+    'train_data': (_resolves(lambda v: resolve_data(v, 'train')), "'default' or an existing records file"),
+    'eval_data': (_resolves(lambda v: resolve_data(v, 'test')), "'default' or an existing records file"),
     'image_root': (lambda v, c: v == '' or repo_path(v).is_dir(), "'' or an existing folder"),
     'output_dir': (lambda v, c: v != '', 'a folder path'),
-    'device': (_ok_path(policy.parse_device), f"one of {sorted(policy.DEVICES)}, optionally with ':N'"),
+    'device': (_resolves(policy.parse_device), f"one of {sorted(policy.DEVICES)}, optionally with ':N'"),
     'dtype': _in(policy.DTYPES),
     'algorithm': _in(ADVANTAGE_INPUTS), 'scope': _in(SCOPES), 'task_key': _in(TASK_KEYS),
     'loss': _in(POLICY_LOSSES), 'loss_agg': _in(AGGREGATIONS),
