@@ -6,10 +6,10 @@
 __all__ = ['DEVICES', 'DEFAULT_MODEL', 'DTYPES', 'VISION_TOWERS', 'HUB_ID', 'LOGPROB_SOURCES', 'MEDIA_TOKENS', 'parse_device',
            'pick_device', 'resolve_model', 'vision_tower', 'load_policy', 'Rollout', 'prompt_inputs', 'response_mask',
            'token_logprobs', 'eval_mode', 'stop_ids', 'suppress_ids', 'pad_id', 'encode_prompts', 'rollout',
-           'response_logprobs', 'evaluate']
+           'takes_encoded_images', 'shared_prompt_inputs', 'response_logprobs', 'evaluate']
 
 # %% ../nbs/04_policy.ipynb #6904fc99
-import importlib.util, os, re
+import importlib.util, inspect, os, re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +166,7 @@ def _image_slices(image_grid_thw:torch.Tensor|None, images_per_prompt:torch.Tens
 def prompt_inputs(ro:Rollout, # the rollout (or any object with its prompt fields)
                   pidx:torch.Tensor, # (B,) prompt index of each row wanted
                   device:torch.device|None=None, # where to put the tensors
+                  pixels:bool=True, # include `pixel_values` (False: the image grids only, for pre-encoded images)
                  )->dict:
     "Model inputs of the prompts `pidx` (rows repeated as needed, images gathered)."
     pidx = pidx.cpu()
@@ -175,7 +176,7 @@ def prompt_inputs(ro:Rollout, # the rollout (or any object with its prompt field
         sl = _image_slices(ro.image_grid_thw, ro.images_per_prompt)
         grids = torch.cat([ro.image_grid_thw[sl[p][1][0]:sl[p][1][1]] for p in pidx.tolist()])
         if len(grids):  # rows whose prompts have no image at all get no pixel inputs
-            out['pixel_values'] = torch.cat([ro.pixel_values[sl[p][0][0]:sl[p][0][1]] for p in pidx.tolist()])
+            if pixels: out['pixel_values'] = torch.cat([ro.pixel_values[sl[p][0][0]:sl[p][0][1]] for p in pidx.tolist()])
             out['image_grid_thw'] = grids
     return {k: v.to(device) for k, v in out.items()} if device is not None else out
 
@@ -293,12 +294,14 @@ def rollout(model, # a HF vision-language model (e.g. from `load_policy`)
                  temperature=float(temperature), top_p=float(top_p), suppress_ids=suppress_ids(processor))
     stops, pad = stop_ids(model, processor), pad_id(model, processor)
     sample = temperature > 0
+    reps = 1 if sample else n   # sampling: each prompt once, generate expands it (images encoded once); greedy: rows repeated
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature if sample else None,
-                               top_p=top_p if sample else None, top_k=None, eos_token_id=stops, pad_token_id=pad,
+                               top_p=top_p if sample else None, top_k=None, num_return_sequences=n // reps,
+                               eos_token_id=stops, pad_token_id=pad,
                                suppress_tokens=list(ro.suppress_ids) or None,
                                output_logits=logprobs == 'generate', return_dict_in_generate=True)
     dev = model.device
-    inputs = prompt_inputs(ro, ro.prompt_idx, dev)
+    inputs = prompt_inputs(ro, torch.arange(P).repeat_interleave(reps), dev)
     with eval_mode(model), _seeded(seed, dev), torch.no_grad():
         out = model.generate(**inputs, generation_config=gen_cfg)
     ids = out.sequences[:, inputs['input_ids'].shape[1]:]
@@ -308,6 +311,36 @@ def rollout(model, # a HF vision-language model (e.g. from `load_policy`)
     ro.texts = processor.batch_decode([r[m.bool()] for r, m in zip(ro.response_ids, ro.response_mask)], skip_special_tokens=True)
     with eval_mode(model): ro.logprobs = LOGPROB_SOURCES[logprobs](model, ro, out, micro_batch)
     return ro
+
+# %% ../nbs/04_policy.ipynb #38e4c67c
+def takes_encoded_images(model)->bool:
+    "True when `model.forward` accepts images already run through its vision tower (`mm_encoder_outputs`)."
+    return 'mm_encoder_outputs' in inspect.signature(model.forward).parameters and hasattr(model, 'get_image_features')
+
+def _pick_images(v, take:list):
+    "Entries `take` of one per-image field of a vision output (also inside per-layer lists); None for whole-batch tensors."
+    if isinstance(v, (tuple, list)) and len(v) and isinstance(v[0], torch.Tensor): return [v[j] for j in take]
+    if isinstance(v, (tuple, list)) and len(v) and isinstance(v[0], (tuple, list)): return [[x[j] for j in take] for x in v]
+    return None
+
+def shared_prompt_inputs(model, # the policy
+                         ro:Rollout, # the rollout (or any object with its prompt fields)
+                         pidx:torch.Tensor, # (B,) prompt index of each row wanted
+                         device:torch.device|None=None, # where to put the tensors
+                        )->dict:
+    "`prompt_inputs` with each distinct prompt's images encoded once and shared by its rows (`mm_encoder_outputs`)."
+    if ro.pixel_values is None or not takes_encoded_images(model): return prompt_inputs(ro, pidx, device)
+    uniq, inv = torch.unique(pidx.cpu(), return_inverse=True)
+    u = prompt_inputs(ro, uniq, device)
+    if 'pixel_values' not in u: return prompt_inputs(ro, pidx, device)   # none of these prompts has an image
+    enc = model.get_image_features(pixel_values=u['pixel_values'], image_grid_thw=u['image_grid_thw'], return_dict=True)
+    if not isinstance(getattr(enc, 'pooler_output', None), (tuple, list)): return prompt_inputs(ro, pidx, device)   # not split per image
+    n_img = ro.images_per_prompt.cpu()[uniq]
+    first = n_img.cumsum(0) - n_img   # position of each distinct prompt's first image among the encoded ones
+    take = [int(first[k]) + j for k in inv.tolist() for j in range(int(n_img[k]))]
+    inp = prompt_inputs(ro, pidx, device, pixels=False)
+    inp['mm_encoder_outputs'] = {'image': type(enc)(**{k: _pick_images(v, take) for k, v in enc.items()})}
+    return inp
 
 # %% ../nbs/04_policy.ipynb #6241e3c2
 def response_logprobs(model, # the policy (in train or eval mode)
@@ -322,7 +355,7 @@ def response_logprobs(model, # the policy (in train or eval mode)
     logps, ents = [], []
     for s in range(0, len(ro), micro_batch):
         idx = torch.arange(s, min(len(ro), s + micro_batch))
-        inp = prompt_inputs(ro, ro.prompt_idx[idx], dev)
+        inp = shared_prompt_inputs(model, ro, ro.prompt_idx[idx], dev)
         resp, rmask = ro.response_ids[idx].to(dev), ro.response_mask[idx].to(dev)
         inp['input_ids'] = torch.cat([inp['input_ids'], resp], 1)
         inp['attention_mask'] = torch.cat([inp['attention_mask'], rmask.to(inp['attention_mask'].dtype)], 1)

@@ -8,7 +8,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from openvlthinker_nb.data import TASK_TYPES, default_split, load_onethinker
 from openvlthinker_nb.policy import (DEFAULT_MODEL, load_policy, pick_device, prompt_inputs, response_logprobs, rollout,
-                                     stop_ids, pad_id, suppress_ids, vision_tower)
+                                     shared_prompt_inputs, stop_ids, pad_id, suppress_ids, takes_encoded_images, vision_tower)
 from openvlthinker_nb.sft import build_model, build_processor, build_tokenizer
 
 
@@ -121,6 +121,28 @@ def test_prompt_inputs_regathers_images(random_policy, records):
     per = ro.pixel_values.shape[0] // 3
     assert torch.equal(inp['pixel_values'], torch.cat([ro.pixel_values[2*per:], ro.pixel_values[:per], ro.pixel_values[2*per:]]))
     assert torch.equal(inp['input_ids'], ro.prompt_ids[[2, 0, 2]])
+
+
+def test_shared_images_equal_per_row_pixels(random_policy, records):
+    "Each distinct prompt's images encoded once: the logits and vision gradients of per-row pixels, in any row order."
+    model, processor = random_policy
+    assert takes_encoded_images(model)
+    ro = rollout(model, processor, records[:3], n=2, max_new_tokens=4, seed=0)
+    pidx = torch.tensor([2, 0, 2, 1, 0])
+    shared = shared_prompt_inputs(model, ro, pidx)
+    assert 'pixel_values' not in shared and len(shared['mm_encoder_outputs']['image'].pooler_output) == 5
+    assert torch.equal(shared['image_grid_thw'], prompt_inputs(ro, pidx)['image_grid_thw'])
+    weights = torch.linspace(-1, 1, model.config.text_config.vocab_size)
+    outs, grads = [], []
+    for inp in (prompt_inputs(ro, pidx), shared):
+        model.zero_grad()
+        logits = model(**inp, use_cache=False).logits
+        (logits * weights).sum().backward()
+        outs.append(logits.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in vision_tower(model).parameters() if p.grad is not None]))
+    model.zero_grad()
+    assert torch.allclose(outs[1], outs[0], atol=1e-4), (outs[1] - outs[0]).abs().max()
+    assert grads[0].abs().max() > 0 and torch.allclose(grads[1], grads[0], atol=1e-5 * float(grads[0].abs().max()))
 
 
 @pytest.mark.parametrize('which', ['random_policy', 'policy'])
