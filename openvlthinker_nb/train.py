@@ -9,7 +9,8 @@ __all__ = ['ADVANTAGE_INPUTS', 'TASK_KEYS', 'N_TASKS', 'ENTROPY_SOURCES', 'OLD_L
            'gather_rows', 'broadcast_obj', 'Part', 'score_part', 'keep_groups', 'collect', 'batch_advantages',
            'entropy_weights', 'local_rows', 'old_logprobs', 'micro_batches', 'minibatch_context', 'micro_step',
            'reduce_and_step', 'update', 'step_metrics', 'save_checkpoint', 'last_checkpoint', 'load_checkpoint',
-           'plot_training', 'Run', 'setup', 'rl_step', 'param_digest', 'train', 'load_params', 'parse_override', 'main']
+           'plot_training', 'Run', 'setup', 'rl_step', 'param_digest', 'train', 'sample_profile', 'load_params',
+           'parse_override', 'main']
 
 # %% ../nbs/05_train.ipynb #0763985e
 import os, json, math, time, random, shutil, difflib, hashlib, logging, dataclasses
@@ -857,6 +858,30 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
                                                                    'last_local_lr': run.opt.param_groups[0]['lr']}))
         tdist.barrier()
     return result
+
+# %% ../nbs/05_train.ipynb #019ed7bd
+def sample_profile(model, processor, # the policy and its processor
+                   records, # held-out records (a list or a dataset with len() and [i])
+                   n:int=8, # samples per prompt
+                   temperature:float=1.0, # sampling temperature
+                   max_new_tokens:int=48, # response cap
+                   seed:int=0, # sampling seed
+                   batch_size:int=50, # prompts per rollout call
+                  )->'pd.DataFrame':
+    "Per family: greedy and mean sampled accuracy, pass@n, and on multiple-choice questions pass@n beside random guessing's."
+    import pandas as pd
+    rows = []
+    for s in range(0, len(records), batch_size):
+        batch = [records[i] for i in range(s, min(len(records), s + batch_size))]
+        greedy = score_batch(policy.rollout(model, processor, batch, n=1, temperature=0., max_new_tokens=max_new_tokens).texts, batch)['accuracy']
+        ro = policy.rollout(model, processor, batch, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=derive_seed(seed, s))
+        acc = score_batch(ro.texts, [batch[i] for i in ro.prompt_idx.tolist()])['accuracy'].reshape(len(batch), n)
+        for r, g, a in zip(batch, greedy, acc):
+            k, hit = len(r.get('options') or []), float(a.max() > 0.5)
+            rows.append({'family': r['task_type'], 'greedy': g, 'sampled': a.mean(), f'pass@{n}': hit,   # choice columns: NaN elsewhere
+                         f'pass@{n} choice': hit if k else np.nan, f'random pass@{n} choice': 1 - (1 - 1/k)**n if k else np.nan})
+    df = pd.DataFrame(rows).groupby('family', sort=False).mean()
+    return df.loc[[t for t in TASK_TYPES if t in df.index]]
 
 # %% ../nbs/05_train.ipynb #3c2cd744
 def load_params(path:str|Path)->dict:
