@@ -242,4 +242,8 @@ def test_qwen2_5_vl_loads_rolls_out_and_recomputes(tmp_path, records):
     assert len(ro.texts) == 4 and bool((ro.response_mask.sum(1) >= 1).all())
     lp, _ = response_logprobs(model, ro, micro_batch=2)
     m = ro.response_mask.bool()
+    assert takes_encoded_images(model)   # Qwen2.5-VL's images are shared too, and give the per-row logits
+    pidx = torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**shared_prompt_inputs(model, ro, pidx)).logits, model(**prompt_inputs(ro, pidx)).logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(lp[m], ro.logprobs[m], atol=1e-4, rtol=1e-4)
