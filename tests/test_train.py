@@ -100,3 +100,21 @@ def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
     assert p.returncode != 0
     assert 'unknown parameter `max_step`; did you mean `max_steps`?' in p.stdout + p.stderr
     assert not out.exists()
+
+
+def test_entropy_surrogates_gradients():
+    "Summed exactly over the vocabulary, the score surrogate's expected gradient is dH/dz; the released one's is 0."
+    from openvlthinker_nb.train import ENTROPY_SOURCES, ENTROPY_SURROGATES
+    import torch
+    from openvlthinker_nb.shaping import entropy_from_logits
+    assert set(ENTROPY_SURROGATES) == set(ENTROPY_SOURCES)
+    z = torch.tensor([0.9, -1.2, 0.4, 2.0], dtype=torch.float64, requires_grad=True)
+    def expected_grad(name):
+        lp = torch.log_softmax(z, -1); p = lp.exp().detach()
+        s = sum(p[y] * ENTROPY_SURROGATES[name](lp[y], entropy_from_logits(z)) for y in range(4))
+        return torch.autograd.grad(s, z)[0]
+    true = torch.autograd.grad(entropy_from_logits(z), z)[0]
+    assert torch.allclose(expected_grad('exact'), true)
+    assert torch.allclose(expected_grad('score'), true)
+    assert torch.allclose(expected_grad('sampled'), torch.zeros(4, dtype=torch.float64), atol=1e-12)
+    assert true.abs().max() > 0.1
