@@ -65,6 +65,10 @@ class TrainConfig:
     format_weight: float = _p(0.1, "weight of the format reward: overall = (1 - w_fmt - w_len) acc + w_fmt fmt + structure (+ w_len len)")
     length_shaping: bool = _p(True, "add the per-family trapezoid length reward (shaping.DEFAULT_ENVELOPES, in tokens)", False)
     length_weight: float = _p(0.1, "weight w_len of the length reward when length_shaping is on", 0.0)
+    gdpo_accuracy_weight: float = _p(1.0, "GDPO: weight of the z-scored accuracy component (dominant by default)")
+    gdpo_format_weight: float = _p(0.1, "GDPO: weight of the z-scored format component")
+    gdpo_structure_weight: float = _p(0.1, "GDPO: weight of the z-scored structure component")
+    gdpo_length_weight: float = _p(0.1, "GDPO: weight of the z-scored length component (when length_shaping is on)")
     entropy_shaping: bool = _p(True, "add the per-task entropy-band penalty to the loss")
     entropy_coef: float = _p(0.02, "weight lambda_ent of the entropy penalty")
     entropy_min: float = _p(0.2, "H_min: per-task mean token entropy below this is penalised")
@@ -193,6 +197,7 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'format_weight': (lambda v, c: 0 <= v <= 1, 'in [0, 1]'),
     'length_weight': (lambda v, c: v >= 0 and c.format_weight + v <= 1, '>= 0 with format_weight + length_weight <= 1'),
     'entropy_coef': _nonneg, 'entropy_min': _nonneg,
+    'gdpo_accuracy_weight': (lambda v, c: v > 0, '> 0'), 'gdpo_format_weight': _nonneg, 'gdpo_structure_weight': _nonneg, 'gdpo_length_weight': _nonneg,
     'entropy_max': (lambda v, c: v >= c.entropy_min, '>= entropy_min'),
     'entropy_estimator': _in(ENTROPY_SOURCES),
     'max_steps': _pos, 'batch_prompts': _pos,
@@ -394,8 +399,8 @@ def batch_advantages(full:torch.Tensor, cfg:TrainConfig)->torch.Tensor:
     C_ = {c: i for i, c in enumerate(COLUMNS)}
     t = full[full[:, C_['kept']] > 0]
     w_len = cfg.length_weight if cfg.length_shaping else 0.0
-    comps, weights = ['accuracy', 'format', 'structure'], [1 - cfg.format_weight - w_len, cfg.format_weight, 1.0]
-    if cfg.length_shaping: comps.append('length'); weights.append(w_len)
+    comps, weights = ['accuracy', 'format', 'structure'], [cfg.gdpo_accuracy_weight, cfg.gdpo_format_weight, cfg.gdpo_structure_weight]
+    if cfg.length_shaping: comps.append('length'); weights.append(cfg.gdpo_length_weight)
     b = {'reward': t[:, C_['reward']].float(), 'group': t[:, C_['group']].long(), 'task': t[:, C_['task']].long(),
          'components': t[:, [C_[c] for c in comps]].float(), 'component_weights': torch.tensor(weights)}
     return ADVANTAGE_INPUTS[cfg.algorithm](b, cfg).float()
