@@ -118,3 +118,15 @@ def test_entropy_surrogates_gradients():
     assert torch.allclose(expected_grad('score'), true)
     assert torch.allclose(expected_grad('sampled'), torch.zeros(4, dtype=torch.float64), atol=1e-12)
     assert true.abs().max() > 0.1
+
+
+def test_first_update_ratio_is_one(full_run):
+    "Sampling and training log-probs agree: with one optimizer step per batch, every step's mean ratio is 1 within 1e-3."
+    out, _ = full_run
+    ms = _metrics(out)
+    assert json.loads((out/'config.json').read_text())['updates_per_step'] == 1
+    updated = [m for m in ms if m['skipped_updates'] == 0]   # a step whose filter kept no group takes no update
+    assert updated
+    for m in updated:
+        assert abs(m['ratio_mean'] - 1) < 1e-3, m['ratio_mean']
+        assert m['approx_kl'] < 1e-4 and m['clip_frac'] == 0.0
