@@ -196,8 +196,8 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'c_dual': (lambda v, c: v > 1 + c.eps_high, '> 1 + eps_high'), 'kl_coef': _nonneg,
     'format_weight': (lambda v, c: 0 <= v <= 1, 'in [0, 1]'),
     'length_weight': (lambda v, c: v >= 0 and c.format_weight + v <= 1, '>= 0 with format_weight + length_weight <= 1'),
-    'entropy_coef': _nonneg, 'entropy_min': _nonneg,
     'gdpo_accuracy_weight': (lambda v, c: v > 0, '> 0'), 'gdpo_format_weight': _nonneg, 'gdpo_structure_weight': _nonneg, 'gdpo_length_weight': _nonneg,
+    'entropy_coef': _nonneg, 'entropy_min': _nonneg,
     'entropy_max': (lambda v, c: v >= c.entropy_min, '>= entropy_min'),
     'entropy_estimator': _in(ENTROPY_SOURCES),
     'max_steps': _pos, 'batch_prompts': _pos,
@@ -398,7 +398,6 @@ def batch_advantages(full:torch.Tensor, cfg:TrainConfig)->torch.Tensor:
     "(K,) advantages of the kept rows of the gathered table, in table order."
     C_ = {c: i for i, c in enumerate(COLUMNS)}
     t = full[full[:, C_['kept']] > 0]
-    w_len = cfg.length_weight if cfg.length_shaping else 0.0
     comps, weights = ['accuracy', 'format', 'structure'], [cfg.gdpo_accuracy_weight, cfg.gdpo_format_weight, cfg.gdpo_structure_weight]
     if cfg.length_shaping: comps.append('length'); weights.append(cfg.gdpo_length_weight)
     b = {'reward': t[:, C_['reward']].float(), 'group': t[:, C_['group']].long(), 'task': t[:, C_['task']].long(),

@@ -104,9 +104,9 @@ def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
 
 def test_entropy_surrogates_gradients():
     "Summed exactly over the vocabulary, the score surrogate's expected gradient is dH/dz; the released one's is 0."
-    from openvlthinker_nb.train import ENTROPY_SOURCES, ENTROPY_SURROGATES
     import torch
     from openvlthinker_nb.shaping import entropy_from_logits
+    from openvlthinker_nb.train import ENTROPY_SOURCES, ENTROPY_SURROGATES
     assert set(ENTROPY_SURROGATES) == set(ENTROPY_SOURCES)
     z = torch.tensor([0.9, -1.2, 0.4, 2.0], dtype=torch.float64, requires_grad=True)
     def expected_grad(name):
