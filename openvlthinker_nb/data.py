@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['TASK_TYPES', 'TASK_ALIASES', 'IMAGE_TOKEN', 'SUPPORTED_DATA_TYPES', 'RECORD_CHECKS', 'SYSTEM_PROMPT', 'ANSWER_HINTS',
-           'ON_ERROR', 'COLORS', 'SHAPES', 'OCR_WORDS', 'DIFFICULTIES', 'SHAPE_DRAWERS', 'RELATIONS',
+           'ON_ERROR', 'COLORS', 'SHAPES', 'OCR_WORDS', 'DIFFICULTIES', 'SHAPE_DRAWERS', 'CELLS', 'RELATIONS',
            'SPATIAL_QUESTIONS', 'VQA_QUESTIONS', 'OPS', 'MATH_QUESTIONS', 'CHART_QUESTIONS', 'FAMILIES', 'SPLITS',
-           'DEFAULT_SIZES', 'DEFAULT_SEED', 'DEFAULT_DIFFICULTY', 'DEFAULT_DATA', 'normalize_task_type', 'DataError',
-           'nan_to_none', 'read_records', 'unwrap_answer', 'check_record', 'build_messages', 'LoadReport',
-           'OneThinkerDataset', 'load_onethinker', 'summarize', 'Difficulty', 'place_boxes', 'draw_objects', 'to_grid',
-           'gen_spatial_grounding', 'gen_spatial_reasoning', 'gen_general_vqa', 'gen_math_reasoning',
-           'gen_chart_figure_qa', 'gen_ocr', 'make_synthetic', 'default_split', 'main', 'plot_examples']
+           'DEFAULT_SIZES', 'DEFAULT_SEED', 'MIXED', 'DEFAULT_DIFFICULTY', 'DEFAULT_DATA', 'normalize_task_type',
+           'DataError', 'nan_to_none', 'read_records', 'unwrap_answer', 'check_record', 'build_messages', 'LoadReport',
+           'OneThinkerDataset', 'load_onethinker', 'summarize', 'Difficulty', 'place_boxes', 'draw_objects', 'cell_of',
+           'describe_objects', 'to_grid', 'gen_spatial_grounding', 'gen_spatial_reasoning', 'gen_general_vqa',
+           'gen_math_reasoning', 'gen_chart_figure_qa', 'gen_ocr', 'difficulty_schedule', 'make_synthetic',
+           'default_split', 'main', 'plot_examples']
 
 # %% ../nbs/03_data.ipynb #fcad73ad
 import argparse, json, math, re, textwrap, time, warnings
@@ -290,6 +291,7 @@ class Difficulty:
     max_value: int = 8       # largest value in a chart
     font_size: int = 20      # OCR and expression text size in pixels
     obj_size: tuple = (18, 28)  # smallest and largest object side in pixels
+    shuffle_options: bool = False  # multiple choice: a random subset of options in random order (else all, in vocabulary order)
 
 DIFFICULTIES = {'easy': Difficulty(n_distractors=1, max_count=3, max_digit=5, n_words=1, n_bars=3, max_value=5, font_size=24),
                 'medium': Difficulty(),
@@ -346,18 +348,32 @@ def _pick(rng, seq, k=None):
 
 def _letters(n): return [chr(ord('A') + i) for i in range(n)]
 
-def _mc(rng, correct:str, pool:list, k:int)->tuple:
-    "Options 'A. x' with `correct` among k-1 others from `pool` in random order; returns (options, letter)."
-    opts = [correct] + _pick(rng, [p for p in pool if p != correct], k - 1)
-    opts = [opts[int(i)] for i in rng.permutation(len(opts))]
-    return [f'{l}. {o}' for l, o in zip(_letters(k), opts)], _letters(k)[opts.index(correct)]
+def _mc(rng, correct:str, pool:list, k:int, shuffle:bool=True)->tuple:
+    "Options 'A. x': with `shuffle`, `correct` among k-1 others from `pool` in random order, else all of `pool` in order; returns (options, letter)."
+    if shuffle:
+        opts = [correct] + _pick(rng, [p for p in pool if p != correct], k - 1)
+        opts = [opts[int(i)] for i in rng.permutation(len(opts))]
+    else: opts = list(pool)
+    return [f'{l}. {o}' for l, o in zip(_letters(len(opts)), opts)], _letters(len(opts))[opts.index(correct)]
 
-def _where(b, size)->str:
-    "Coarse position of box `b` such as 'top left'."
-    cx, cy = (b[0] + b[2]) / 2 / size, (b[1] + b[3]) / 2 / size
-    v = 'top' if cy < 1/3 else 'bottom' if cy > 2/3 else 'middle'
-    h = 'left' if cx < 1/3 else 'right' if cx > 2/3 else 'center'
-    return f'{v} {h}' 
+def _plural(k:int, noun:str)->str: return f"{k} {noun}{'' if k == 1 else 's'}"
+
+CELLS = 8  # positions in traces and captions are cells of a CELLS x CELLS grid: (column, row), 0-based from the top left
+
+def cell_of(b, # pixel box (x0, y0, x1, y1)
+            size:int, # image side in pixels
+           )->tuple:
+    "(column, row) of the grid cell holding the centre of box `b`."
+    return tuple(min(CELLS - 1, int((b[i] + b[i + 2]) / 2 * CELLS / size)) for i in (0, 1))
+
+def describe_objects(objs:list, # (shape, colour) pairs
+                     boxes:list, # their pixel boxes
+                     size:int, # image side in pixels
+                    )->str:
+    "Every object as 'colour shape (column, row)', in reading order (rows top to bottom, then columns)."
+    cells = [cell_of(b, size) for b in boxes]
+    order = sorted(range(len(objs)), key=lambda i: (cells[i][1], cells[i][0]))
+    return ', '.join(f'{objs[i][1]} {objs[i][0]} ({cells[i][0]}, {cells[i][1]})' for i in order)
 
 # %% ../nbs/03_data.ipynb #38eef424
 def to_grid(b, size:int)->list:
@@ -370,18 +386,21 @@ def gen_spatial_grounding(rng, diff:Difficulty):
     objs = _pick(rng, combos, 1 + diff.n_distractors)
     img, boxes = draw_objects(rng, diff, objs)
     (shape, colour), box = objs[0], to_grid(boxes[0], diff.size)
+    c, r = cell_of(boxes[0], diff.size)
     return img, dict(problem=f'<image> Give the bounding box of the {colour} {shape}.', problem_type='spatial grounding',
-                     options=[], answer=json.dumps({'boxes': box}),
-                     solution=f'the {colour} {shape} is at the {_where(boxes[0], diff.size)}')
+                     options=[], answer=json.dumps({'boxes': box}), solution=f'the {colour} {shape} is at ({c}, {r})',
+                     caption=describe_objects(objs, boxes, diff.size))
 
 # %% ../nbs/03_data.ipynb #39acc82f
 RELATIONS = ('left', 'right', 'above', 'below')  # answer options of relation questions, in this order
 
-def _relation(a, b):
-    "The clear relation of box `a` to box `b`, or None when neither axis dominates."
+def _relation(a, b, size:int):
+    "The clear relation of box `a` to box `b` (in pixels and in grid cells alike), or None when neither axis dominates."
     dx, dy = (a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2
-    if abs(dx) >= 20 and abs(dx) >= 2 * abs(dy): return 'left' if dx < 0 else 'right'
-    if abs(dy) >= 20 and abs(dy) >= 2 * abs(dx): return 'above' if dy < 0 else 'below'
+    (ca, ra), (cb, rb) = cell_of(a, size), cell_of(b, size)
+    dc, dr = abs(ca - cb), abs(ra - rb)
+    if abs(dx) >= 20 and abs(dx) >= 2 * abs(dy) and dc > dr: return 'left' if dx < 0 else 'right'
+    if abs(dy) >= 20 and abs(dy) >= 2 * abs(dx) and dr > dc: return 'above' if dy < 0 else 'below'
     return None
 
 def _q_relation(rng, diff):
@@ -389,23 +408,22 @@ def _q_relation(rng, diff):
     objs = _pick(rng, combos, 2 + diff.n_distractors)
     while True:
         img, boxes = draw_objects(rng, diff, objs)
-        rel = _relation(boxes[0], boxes[1])
+        rel = _relation(boxes[0], boxes[1], diff.size)
         if rel is not None: break
     a, b = (f'{c} {s}' for s, c in objs[:2])
-    ga, gb = to_grid(boxes[0], diff.size), to_grid(boxes[1], diff.size)
-    axis, ia = ('x', 0) if rel in ('left', 'right') else ('y', 1)
+    (ca, ra), (cb, rb) = cell_of(boxes[0], diff.size), cell_of(boxes[1], diff.size)
     return img, dict(problem=f'<image> Where is the {a} relative to the {b}?', problem_type='multiple choice',
                      options=[f'{l}. {r}' for l, r in zip(_letters(4), RELATIONS)], answer=_letters(4)[RELATIONS.index(rel)],
-                     solution=f'{a} {axis}={(ga[ia]+ga[ia+2])//2}, {b} {axis}={(gb[ia]+gb[ia+2])//2}: {rel}')
+                     solution=f'{a} ({ca}, {ra}), {b} ({cb}, {rb}): {rel}', caption=describe_objects(objs, boxes, diff.size))
 
 def _q_count(rng, diff):
     shape = _pick(rng, SHAPES)
     k = int(rng.integers(1, diff.max_count + 1))
     others = [s for s in SHAPES if s != shape]
     objs = [(shape, _pick(rng, list(COLORS))) for _ in range(k)] + [(_pick(rng, others), _pick(rng, list(COLORS))) for _ in range(diff.n_distractors)]
-    img, _ = draw_objects(rng, diff, objs)
+    img, boxes = draw_objects(rng, diff, objs)
     return img, dict(problem=f'<image> How many {shape}s are there?', problem_type='numerical', options=[], answer=str(k),
-                     solution=f'{k} {shape}s')
+                     solution=_plural(k, shape), caption=describe_objects(objs, boxes, diff.size))
 
 SPATIAL_QUESTIONS = {'relation': _q_relation, 'count': _q_count}
 
@@ -417,18 +435,18 @@ def gen_spatial_reasoning(rng, diff:Difficulty):
 def _q_colour(rng, diff):
     shapes = _pick(rng, SHAPES, min(1 + diff.n_distractors, len(SHAPES)))
     objs = [(s, _pick(rng, list(COLORS))) for s in shapes]
-    img, _ = draw_objects(rng, diff, objs)
-    options, letter = _mc(rng, objs[0][1], list(COLORS), 4)
+    img, boxes = draw_objects(rng, diff, objs)
+    options, letter = _mc(rng, objs[0][1], list(COLORS), 4, diff.shuffle_options)
     return img, dict(problem=f'<image> What colour is the {objs[0][0]}?', problem_type='multiple choice', options=options,
-                     answer=letter, solution=f'the {objs[0][0]} is {objs[0][1]}')
+                     answer=letter, solution=f'the {objs[0][0]} is {objs[0][1]}', caption=describe_objects(objs, boxes, diff.size))
 
 def _q_shape(rng, diff):
     colours = _pick(rng, list(COLORS), min(1 + diff.n_distractors, len(COLORS)))
     objs = [(_pick(rng, SHAPES), c) for c in colours]
-    img, _ = draw_objects(rng, diff, objs)
-    options, letter = _mc(rng, objs[0][0], list(SHAPES), len(SHAPES))
+    img, boxes = draw_objects(rng, diff, objs)
+    options, letter = _mc(rng, objs[0][0], list(SHAPES), len(SHAPES), diff.shuffle_options)
     return img, dict(problem=f'<image> What shape is the {objs[0][1]} object?', problem_type='multiple choice', options=options,
-                     answer=letter, solution=f'the {objs[0][1]} object is a {objs[0][0]}')
+                     answer=letter, solution=f'the {objs[0][1]} object is a {objs[0][0]}', caption=describe_objects(objs, boxes, diff.size))
 
 VQA_QUESTIONS = {'colour': _q_colour, 'shape': _q_shape}
 
@@ -444,9 +462,10 @@ def _q_count_sum(rng, diff):
     ka, kb = (int(v) for v in rng.integers(1, diff.max_count + 1, 2))
     objs = [(sa, _pick(rng, list(COLORS))) for _ in range(ka)] + [(sb, _pick(rng, list(COLORS))) for _ in range(kb)]
     objs = [objs[int(i)] for i in rng.permutation(len(objs))]
-    img, _ = draw_objects(rng, diff, objs)
+    img, boxes = draw_objects(rng, diff, objs)
     return img, dict(problem=f'<image> How many {sa}s and {sb}s are there in total?', problem_type='numerical', options=[],
-                     answer=str(ka + kb), solution=f'{ka} {sa}s and {kb} {sb}s: {ka}+{kb}={ka+kb}')
+                     answer=str(ka + kb), solution=f'{_plural(ka, sa)} and {_plural(kb, sb)}: {ka}+{kb}={ka+kb}',
+                     caption=describe_objects(objs, boxes, diff.size))
 
 def _q_expression(rng, diff):
     op = _pick(rng, list(diff.ops))
@@ -461,7 +480,7 @@ def _q_expression(rng, diff):
     d.text((x, y), text, fill=(20, 20, 20), font=font)
     v = OPS[op](a, b)
     return img, dict(problem='<image> What is the value of the expression in the image?', problem_type='math', options=[],
-                     answer=str(v), solution=f'{a}{op}{b}={v}'.replace('x', '*'))
+                     answer=str(v), solution=f'{a}{op}{b}={v}'.replace('x', '*'), caption=text)
 
 MATH_QUESTIONS = {'count_sum': _q_count_sum, 'expression': _q_expression}
 
@@ -497,18 +516,20 @@ def _bars(rng, diff):
         d.rectangle([round(x0 + i*w + 2), row(v), round(x0 + (i+1)*w - 3), row(0) - 1], fill=COLORS[c])
     return img, vals, cols
 
+def _bar_caption(vals, cols)->str: return ', '.join(f'{c} {v}' for c, v in zip(cols, vals))
+
 def _q_bar_value(rng, diff):
     img, vals, cols = _bars(rng, diff)
     i = int(rng.integers(diff.n_bars))
     return img, dict(problem=f'<image> What is the value of the {cols[i]} bar?', problem_type='numerical', options=[],
-                     answer=str(vals[i]), solution=f'the {cols[i]} bar reaches {vals[i]}')
+                     answer=str(vals[i]), solution=f'the {cols[i]} bar reaches {vals[i]}', caption=_bar_caption(vals, cols))
 
 def _q_bar_max(rng, diff):
     img, vals, cols = _bars(rng, diff)
     top = cols[vals.index(max(vals))]
-    return img, dict(problem='<image> Which bar is the tallest?', problem_type='multiple choice',
-                     options=[f'{l}. {c}' for l, c in zip(_letters(len(cols)), cols)], answer=_letters(len(cols))[cols.index(top)],
-                     solution=', '.join(f'{c} {v}' for c, v in zip(cols, vals)) + f': {top} is tallest')
+    options, letter = _mc(rng, top, cols, len(cols)) if diff.shuffle_options else _mc(rng, top, list(COLORS), len(COLORS), False)
+    return img, dict(problem='<image> Which bar is the tallest?', problem_type='multiple choice', options=options, answer=letter,
+                     solution=_bar_caption(vals, cols) + f': {top} is tallest', caption=_bar_caption(vals, cols))
 
 def _q_line_max(rng, diff):
     img, d, row, (x0, x1) = _chart_axes(rng, diff)
@@ -517,7 +538,8 @@ def _q_line_max(rng, diff):
     d.line(pts, fill=(30, 30, 120), width=2)
     for x, y in pts: d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(30, 30, 120))
     return img, dict(problem='<image> What is the highest value of the line?', problem_type='numerical', options=[],
-                     answer=str(max(vals)), solution='points ' + ', '.join(map(str, vals)) + f': max {max(vals)}')
+                     answer=str(max(vals)), solution='points ' + ', '.join(map(str, vals)) + f': max {max(vals)}',
+                     caption='points ' + ', '.join(map(str, vals)))
 
 CHART_QUESTIONS = {'bar_value': _q_bar_value, 'bar_max': _q_bar_max, 'line_max': _q_line_max}
 
@@ -538,7 +560,7 @@ def gen_ocr(rng, diff:Difficulty):
         d.text((int(rng.integers(4, max(5, diff.size - (x1 - x0) - 4))) - x0, y), w, fill=ink, font=font)
         y += line_h
     return img, dict(problem='<image> Read the text in the image.', problem_type='OCR', options=[], answer=' '.join(words),
-                     solution=f'{len(words)} word{"s" if len(words) > 1 else ""}: ' + ', '.join(words))
+                     solution=f'{_plural(len(words), "word")}: ' + ', '.join(words), caption=' '.join(words))
 
 FAMILIES = {'spatial_grounding': gen_spatial_grounding, 'spatial_reasoning': gen_spatial_reasoning,
             'general_vqa_science_stem': gen_general_vqa, 'math_reasoning': gen_math_reasoning,
@@ -546,9 +568,10 @@ FAMILIES = {'spatial_grounding': gen_spatial_grounding, 'spatial_reasoning': gen
 
 # %% ../nbs/03_data.ipynb #3d79bb88
 SPLITS = ('train', 'val', 'test')
-DEFAULT_SIZES = {'train': 500, 'val': 50, 'test': 50}  # records per family in each split of the committed suite
+DEFAULT_SIZES = {'train': 500, 'val': 50, 'test': 200}  # records per family in each split of the committed suite
 DEFAULT_SEED = 0
-DEFAULT_DIFFICULTY = 'medium'
+MIXED = 'mixed'  # difficulty name: records cycle through easy, medium and hard
+DEFAULT_DIFFICULTY = MIXED
 DEFAULT_DATA = DATA_DIR/'synthetic'  # the committed default suite
 _IMAGE_NAME = re.compile(r'(train|val|test)_[a-z_]+_\d{4,}\.png')
 
@@ -559,18 +582,23 @@ def _sizes(n)->dict:
         raise ValueError(f"n_per_family must be a non-negative int or a dict with int sizes for {SPLITS}, got {n!r}")
     return sizes
 
+def difficulty_schedule(difficulty:str|Difficulty, # a preset name, `MIXED`, or a `Difficulty`
+                       )->list:
+    "The (name, Difficulty) pairs that records cycle through: one pair, or the three presets for `MIXED`."
+    if isinstance(difficulty, Difficulty): return [('custom', difficulty)]
+    if difficulty == MIXED: return list(DIFFICULTIES.items())
+    if difficulty not in DIFFICULTIES: raise ValueError(f"unknown difficulty {difficulty!r}; presets: {list(DIFFICULTIES)} or {MIXED!r}")
+    return [(difficulty, DIFFICULTIES[difficulty])]
+
 # %% ../nbs/03_data.ipynb #a3573008
 def make_synthetic(out_dir:str|Path, # folder for {train,val,test}.jsonl and images/
                    n_per_family:int|dict=DEFAULT_SIZES, # records per family: one int for every split, or a dict split -> int
                    seed:int=DEFAULT_SEED, # seed of every random choice
-                   difficulty:str|Difficulty=DEFAULT_DIFFICULTY, # a preset name in `DIFFICULTIES` or a `Difficulty`
+                   difficulty:str|Difficulty=DEFAULT_DIFFICULTY, # a preset name in `DIFFICULTIES`, `MIXED`, or a `Difficulty`
                    progress:bool=True, # show a tqdm progress bar
                   )->dict:
     "Generate the six-family synthetic suite in OneThinker format; returns split -> records file."
-    if isinstance(difficulty, str):
-        if difficulty not in DIFFICULTIES: raise ValueError(f"unknown difficulty {difficulty!r}; presets: {list(DIFFICULTIES)}")
-        difficulty = DIFFICULTIES[difficulty]
-    sizes, out = _sizes(n_per_family), Path(out_dir)
+    schedule, sizes, out = difficulty_schedule(difficulty), _sizes(n_per_family), Path(out_dir)
     (out/'images').mkdir(parents=True, exist_ok=True)
     written, paths = set(), {}
     bar = tqdm(total=sum(sizes.values()) * len(FAMILIES), desc='synthetic', disable=not progress)
@@ -579,13 +607,14 @@ def make_synthetic(out_dir:str|Path, # folder for {train,val,test}.jsonl and ima
         for fi, (fam, gen) in enumerate(FAMILIES.items()):
             rng, recs = np.random.default_rng([seed, si, fi]), []
             for i in range(sizes[split]):
-                img, q = gen(rng, difficulty)
+                level, diff = schedule[i % len(schedule)]
+                img, q = gen(rng, diff)
                 name = f'{split}_{fam}_{i:04d}.png'
                 img.save(out/'images'/name, format='PNG'); written.add(name); bar.update()
                 recs.append({'problem_id': f'{split}-{fam}-{i:04d}', 'problem': q['problem'], 'data_type': 'image',
                              'problem_type': q['problem_type'], 'options': q['options'], 'data_source': 'synthetic',
                              'answer': f"<answer>{q['answer']}</answer>", 'images': [f'images/{name}'], 'task_type': fam,
-                             'solution': q['solution']})
+                             'solution': q['solution'], 'caption': q['caption'], 'difficulty': level})
             per_family.append(recs)
         rows = [r for group in zip(*per_family) for r in group]
         paths[split] = out/f'{split}.jsonl'

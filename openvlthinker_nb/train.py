@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['ADVANTAGE_INPUTS', 'TASK_KEYS', 'N_TASKS', 'ENTROPY_SOURCES', 'ENTROPY_SURROGATES', 'OLD_LOGP', 'LR_SCHEDULES',
-           'CHECKS', 'DIST_BACKENDS', 'COLUMNS', 'AGG_COUNTS', 'log', 'RUN_FILES', 'SHORT', 'TrainConfig', 'repo_path',
-           'resolve_model', 'resolve_data', 'validate', 'config_table', 'derive_seed', 'FamilySampler', 'Dist',
-           'init_dist', 'all_sum', 'gather_rows', 'broadcast_obj', 'Part', 'score_part', 'keep_groups', 'collect',
-           'batch_advantages', 'entropy_weights', 'local_rows', 'old_logprobs', 'micro_batches', 'minibatch_context',
-           'micro_step', 'reduce_and_step', 'update', 'step_metrics', 'save_checkpoint', 'last_checkpoint',
-           'load_checkpoint', 'plot_training', 'Run', 'setup', 'rl_step', 'param_digest', 'train', 'sample_profile',
-           'load_params', 'parse_override', 'main']
+           'CHECKS', 'DIST_BACKENDS', 'COLUMNS', 'REWARD_COLUMNS', 'AGG_COUNTS', 'log', 'RUN_FILES', 'SHORT',
+           'TrainConfig', 'repo_path', 'resolve_model', 'resolve_data', 'needs_exact_entropy', 'validate',
+           'config_table', 'derive_seed', 'FamilySampler', 'Dist', 'init_dist', 'all_sum', 'gather_rows',
+           'broadcast_obj', 'Part', 'score_part', 'keep_groups', 'collect', 'batch_advantages', 'shuffle_within_groups',
+           'entropy_weights', 'local_rows', 'old_logprobs', 'micro_batches', 'minibatch_context', 'micro_step',
+           'reduce_and_step', 'update', 'step_metrics', 'save_checkpoint', 'last_checkpoint', 'load_checkpoint',
+           'plot_training', 'Run', 'setup', 'rl_step', 'eval_protocol', 'param_digest', 'train', 'load_params',
+           'parse_override', 'main']
 
 # %% ../nbs/05_train.ipynb #0763985e
 import os, json, math, time, random, shutil, difflib, hashlib, logging, dataclasses
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, fields, asdict
 from functools import partial
 from pathlib import Path
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as tdist
 from safetensors.torch import save_file, load_file, save_model, load_model
@@ -31,6 +33,7 @@ from .rewards import score_batch, PROBLEM_TYPES
 from .shaping import entropy_penalty
 from .data import load_onethinker, default_split, TASK_TYPES
 from . import policy
+from .heldout import EvalProtocol, score_records, summarize_scores, paired_delta
 
 # %% ../nbs/05_train.ipynb #00546c7f
 def _p(default, help:str, paper=None):
@@ -69,6 +72,7 @@ class TrainConfig:
     gdpo_format_weight: float = _p(0.1, "GDPO: weight of the z-scored format component")
     gdpo_structure_weight: float = _p(0.1, "GDPO: weight of the z-scored structure component")
     gdpo_length_weight: float = _p(0.1, "GDPO: weight of the z-scored length component (when length_shaping is on)")
+    shuffle_rewards: bool = _p(False, "control run: permute rewards within each prompt group, so they say nothing about the responses")
     entropy_shaping: bool = _p(True, "add the per-task entropy-band penalty to the loss")
     entropy_coef: float = _p(0.02, "weight lambda_ent of the entropy penalty")
     entropy_min: float = _p(0.2, "H_min: per-task mean token entropy below this is penalised")
@@ -99,7 +103,10 @@ class TrainConfig:
     warmup_steps: int = _p(0, "linear warm-up, in optimizer steps")
     # evaluation, logging, checkpoints
     eval_limit: int = _p(0, "held-out records per family for the before/after evaluation (0 = all)")
-    eval_batch_size: int = _p(50, "prompts per greedy generate call in evaluation")
+    eval_k: int = _p(4, "held-out samples per prompt for `sampled` accuracy and pass@k (0 = greedy only); see heldout.PROTOCOLS")
+    eval_temperature: float = _p(0.7, "temperature of the held-out samples (the paper validates at 0.7)")
+    eval_top_p: float = _p(0.95, "nucleus mass of the held-out samples (the paper: 0.95)")
+    eval_batch_size: int = _p(50, "prompts per generate call in evaluation")
     eval_max_new_tokens: int = _p(0, "response cap in evaluation (0 = max_new_tokens)")
     grad_share_every: int = _p(1, "measure each family's gradient norm every k steps (0 = never; costs a copy of the gradient per family)")
     save_every: int = _p(10, "checkpoint every k steps (and at the end); 0 = only at the end")
@@ -173,6 +180,10 @@ ENTROPY_SURROGATES = {  # estimator -> per-token loss term whose gradient the pe
 }
 OLD_LOGP = ('rollout', 'recompute')
 
+def needs_exact_entropy(cfg:TrainConfig)->bool:
+    "Whether the update needs the sampling policy's exact token entropies."
+    return cfg.entropy_shaping and cfg.entropy_estimator == 'exact'
+
 def _constant(s, total, warmup): return min(1.0, (s + 1)/warmup) if warmup else 1.0
 def _linear(s, total, warmup): return _constant(s, total, warmup) * max(0.0, 1 - s/max(1, total))
 def _cosine(s, total, warmup): return _constant(s, total, warmup) * 0.5*(1 + math.cos(math.pi*min(1.0, s/max(1, total))))
@@ -211,7 +222,8 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'lr': (lambda v, c: v > 0, '> 0'), 'weight_decay': _nonneg,
     'adam_beta1': (lambda v, c: 0 <= v < 1, 'in [0, 1)'), 'adam_beta2': (lambda v, c: 0 <= v < 1, 'in [0, 1)'),
     'max_grad_norm': (lambda v, c: v > 0, '> 0'), 'lr_schedule': _in(LR_SCHEDULES), 'warmup_steps': _nonneg,
-    'num_threads': _nonneg, 'eval_limit': _nonneg, 'eval_batch_size': _pos, 'eval_max_new_tokens': _nonneg,
+    'num_threads': _nonneg, 'eval_limit': _nonneg, 'eval_k': _nonneg, 'eval_temperature': (lambda v, c: v > 0, '> 0'),
+    'eval_top_p': (lambda v, c: 0 < v <= 1, 'in (0, 1]'), 'eval_batch_size': _pos, 'eval_max_new_tokens': _nonneg,
     'grad_share_every': _nonneg, 'save_every': _nonneg, 'keep_checkpoints': _pos, 'log_every': _pos,
 }
 
@@ -372,7 +384,8 @@ def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist
         records = [ds[i] for i in idx[d.rank::d.world]]
         t0 = time.perf_counter()
         ro = policy.rollout(model, processor, records, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                            max_new_tokens=cfg.max_new_tokens, seed=derive_seed(cfg.seed, step, rnd, d.rank))
+                            max_new_tokens=cfg.max_new_tokens, seed=derive_seed(cfg.seed, step, rnd, d.rank),
+                            with_entropy=needs_exact_entropy(cfg) and cfg.old_logp == 'rollout')
         t1 = time.perf_counter()
         table = score_part(ro, records, cfg, d, drawn, task_of)
         times['generate'] += t1 - t0; times['score'] += time.perf_counter() - t1
@@ -403,6 +416,20 @@ def batch_advantages(full:torch.Tensor, cfg:TrainConfig)->torch.Tensor:
     b = {'reward': t[:, C_['reward']].float(), 'group': t[:, C_['group']].long(), 'task': t[:, C_['task']].long(),
          'components': t[:, [C_[c] for c in comps]].float(), 'component_weights': torch.tensor(weights)}
     return ADVANTAGE_INPUTS[cfg.algorithm](b, cfg).float()
+
+# %% ../nbs/05_train.ipynb #66b42124
+REWARD_COLUMNS = ('reward', 'accuracy', 'format', 'structure', 'length')  # what the advantage estimators read
+
+def shuffle_within_groups(full:torch.Tensor, # (N, len(COLUMNS)) step table
+                          seed:int, # seed of the permutations
+                         )->torch.Tensor:
+    "A copy of the table whose reward columns are permuted within each prompt group: rewards that say nothing about the responses."
+    g, out = torch.Generator().manual_seed(seed), full.clone()
+    cols, grp = [COLUMNS.index(c) for c in REWARD_COLUMNS], full[:, COLUMNS.index('group')]
+    for gid in torch.unique(grp):
+        rows = (grp == gid).nonzero().squeeze(1)
+        out[rows[:, None], cols] = full[rows[torch.randperm(len(rows), generator=g)][:, None], cols]
+    return out
 
 # %% ../nbs/05_train.ipynb #23d8b779
 AGG_COUNTS = {'token': lambda mask: mask.sum(), 'seq': lambda mask: (mask.sum(-1) > 0).sum()}  # the normaliser of each aggregation
@@ -442,13 +469,12 @@ def local_rows(parts:list)->tuple:
 
 def old_logprobs(model, parts:list, cfg:TrainConfig)->list:
     "Per part: (log-probs of the sampling policy (N, T), exact entropies (N, T) or None)."
-    recompute = cfg.old_logp == 'recompute' or (cfg.entropy_shaping and cfg.entropy_estimator == 'exact')
-    if not recompute: return [(p.ro.logprobs, None) for p in parts]
+    if cfg.old_logp == 'rollout': return [(p.ro.logprobs, p.ro.entropy) for p in parts]   # recorded while sampling
     out = []
     with torch.no_grad(), policy.eval_mode(model):
         for p in parts:
-            lp, ent = policy.response_logprobs(model, p.ro, micro_batch=cfg.micro_batch, with_entropy=True)
-            out.append((lp.cpu() if cfg.old_logp == 'recompute' else p.ro.logprobs, ent.cpu()))
+            lp, ent = policy.response_logprobs(model, p.ro, micro_batch=cfg.micro_batch, with_entropy=needs_exact_entropy(cfg))
+            out.append((lp.cpu(), None if ent is None else ent.cpu()))
     return out
 
 def micro_batches(sel:list, rows:list, fam:torch.Tensor, size:int)->list:
@@ -760,7 +786,7 @@ def rl_step(run:Run)->dict:
     cfg, d = run.cfg, run.d
     t0 = time.perf_counter()
     parts, full, fstats, times = collect(run.model, run.processor, run.train_ds, run.sampler, cfg, d, run.step, run.task_of)
-    adv_all = batch_advantages(full, cfg)
+    adv_all = batch_advantages(shuffle_within_groups(full, derive_seed(cfg.seed, run.step, 7)) if cfg.shuffle_rewards else full, cfg)
     C_ = {c: i for i, c in enumerate(COLUMNS)}
     kept = full[:, C_['kept']] > 0
     adv = adv_all[full[kept, C_['rank']] == d.rank]   # this process's kept rows, in its part order
@@ -774,16 +800,26 @@ def rl_step(run:Run)->dict:
     return m
 
 # %% ../nbs/05_train.ipynb #9094fd1e
-RUN_FILES = ('config.json', 'metrics.jsonl', 'eval.json', 'checkpoints', 'figures', 'final', 'ranks')  # what a fresh run replaces
+RUN_FILES = ('config.json', 'metrics.jsonl', 'eval.json', 'heldout_before.csv', 'heldout_after.csv', 'checkpoints', 'figures',
+             'final', 'ranks')  # what a fresh run replaces
 
-def _evaluate(run:Run)->dict:
-    "Held-out greedy accuracy per family (+ their mean), computed on rank 0 and shared."
+def eval_protocol(cfg:TrainConfig)->EvalProtocol:
+    "The held-out protocol of a run: greedy, and `eval_k` samples at `eval_temperature` / `eval_top_p`."
+    return EvalProtocol(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
+                        max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens, seed=cfg.seed)
+
+def _evaluate(run:Run, name:str)->dict:
+    "Held-out accuracy of the current policy (rank 0 scores, every process gets the summary); rows go to `heldout_{name}.csv`."
     res = None
     if run.d.main:
-        res = policy.evaluate(run.model, run.processor, run.eval_ds, batch_size=run.cfg.eval_batch_size,
-                              max_new_tokens=run.cfg.eval_max_new_tokens or run.cfg.max_new_tokens, progress=False)
-        res['mean'] = float(np.mean(list(res.values())))
+        df = score_records(run.model, run.processor, run.eval_ds, eval_protocol(run.cfg), batch_size=run.cfg.eval_batch_size, progress=False)
+        df.to_csv(run.out/f'heldout_{name}.csv', index=False)
+        res = summarize_scores(df)
     return broadcast_obj(res, run.d)
+
+def _said(s:dict)->str:
+    "One log line of a held-out summary: the mean of each metric with its standard error."
+    return ' '.join(f"{m} {s[m]['mean']:.3f}±{s['se'][m]['mean']:.3f}" for m in s if m not in ('se', 'n'))
 
 def param_digest(model)->str:
     "SHA-256 of all weights (equal digests: bitwise-equal models)."
@@ -803,11 +839,12 @@ def _fmt(m:dict, total:int)->str:
 def train(cfg:TrainConfig, # the run's parameters (validated when made)
           on_step=None, # optional callback(step, metrics) after each step's metrics and checkpoint
          )->dict:
-    "Run G2RPO training as configured; writes config, metrics, checkpoints, eval and figures to `cfg.output_dir`."
+    "Run G2RPO training as configured; writes config, metrics, checkpoints, held-out evaluations and figures to `cfg.output_dir`."
     t_start = time.perf_counter()
     _setup_logging()
     run = setup(cfg)
     d, out = run.d, run.out
+    protocol = {**asdict(eval_protocol(cfg)), 'records': len(run.eval_ds)}
     if not d.main: log.setLevel(logging.WARNING)
     ck = last_checkpoint(out) if cfg.resume else None
     if d.main and ck is None:
@@ -830,9 +867,9 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         log.info(f"resumed from {ck} at step {run.step}")
     else:
         log.info(f"evaluating the starting policy on {len(run.eval_ds)} held-out records")
-        before = _evaluate(run)
-        if d.main: (out/'eval.json').write_text(json.dumps({'before': before}, indent=1))
-        log.info('before: ' + ' '.join(f"{k}={v:.3f}" for k, v in before.items()))
+        before = _evaluate(run, 'before')
+        if d.main: (out/'eval.json').write_text(json.dumps({'protocol': protocol, 'before': before}, indent=1))
+        log.info('before: ' + _said(before))
     metrics_f = out/'metrics.jsonl'
     bar = tqdm(total=cfg.max_steps, initial=run.step, desc='RL steps', disable=not (cfg.progress and d.main), mininterval=10, dynamic_ncols=False, ncols=100)
     while run.step < cfg.max_steps:
@@ -846,12 +883,13 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
             if d.world > 1: tdist.barrier()
         if on_step is not None: on_step(run.step, m)
     bar.close()
-    after = _evaluate(run)
-    log.info('after:  ' + ' '.join(f"{k}={v:.3f}" for k, v in after.items()))
+    after = _evaluate(run, 'after')
+    log.info('after:  ' + _said(after))
     metrics = [json.loads(l) for l in metrics_f.read_text().splitlines() if l] if d.main else []
     digest = param_digest(run.model)
     if d.main:
-        res = {'before': before, 'after': after, 'delta': {k: after[k] - before[k] for k in before}}
+        delta = paired_delta(*(pd.read_csv(out/f'heldout_{n}.csv', dtype={'problem_id': str}) for n in ('before', 'after')))
+        res = {'protocol': protocol, 'before': before, 'after': after, 'delta': delta}
         (out/'eval.json').write_text(json.dumps(res, indent=1))
         with _quiet_hf(): run.model.save_pretrained(out/'final'); run.processor.save_pretrained(out/'final')
         import matplotlib.pyplot as plt
@@ -868,30 +906,6 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
                                                                    'last_local_lr': run.opt.param_groups[0]['lr']}))
         tdist.barrier()
     return result
-
-# %% ../nbs/05_train.ipynb #019ed7bd
-def sample_profile(model, processor, # the policy and its processor
-                   records, # held-out records (a list or a dataset with len() and [i])
-                   n:int=8, # samples per prompt
-                   temperature:float=1.0, # sampling temperature
-                   max_new_tokens:int=48, # response cap
-                   seed:int=0, # sampling seed
-                   batch_size:int=50, # prompts per rollout call
-                  )->'pd.DataFrame':
-    "Per family: greedy and mean sampled accuracy, pass@n, and on multiple-choice questions pass@n beside random guessing's."
-    import pandas as pd
-    rows = []
-    for s in range(0, len(records), batch_size):
-        batch = [records[i] for i in range(s, min(len(records), s + batch_size))]
-        greedy = score_batch(policy.rollout(model, processor, batch, n=1, temperature=0., max_new_tokens=max_new_tokens).texts, batch)['accuracy']
-        ro = policy.rollout(model, processor, batch, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=derive_seed(seed, s))
-        acc = score_batch(ro.texts, [batch[i] for i in ro.prompt_idx.tolist()])['accuracy'].reshape(len(batch), n)
-        for r, g, a in zip(batch, greedy, acc):
-            k, hit = len(r.get('options') or []), float(a.max() > 0.5)
-            rows.append({'family': r['task_type'], 'greedy': g, 'sampled': a.mean(), f'pass@{n}': hit,   # choice columns: NaN elsewhere
-                         f'pass@{n} choice': hit if k else np.nan, f'random pass@{n} choice': 1 - (1 - 1/k)**n if k else np.nan})
-    df = pd.DataFrame(rows).groupby('family', sort=False).mean()
-    return df.loc[[t for t in TASK_TYPES if t in df.index]]
 
 # %% ../nbs/05_train.ipynb #3c2cd744
 def load_params(path:str|Path)->dict:

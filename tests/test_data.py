@@ -135,7 +135,8 @@ def test_generator_is_deterministic(tmp_path):
     assert _tree_hash(tmp_path/'a') != _tree_hash(tmp_path/'c')
     assert (tmp_path/'a'/'train.jsonl').read_bytes() != (tmp_path/'c'/'train.jsonl').read_bytes()
 
-SCHEMA = {'problem_id', 'problem', 'images', 'data_type', 'problem_type', 'task_type', 'options', 'answer', 'data_source', 'solution'}
+SCHEMA = {'problem_id', 'problem', 'images', 'data_type', 'problem_type', 'task_type', 'options', 'answer', 'data_source', 'solution',
+          'caption', 'difficulty'}
 
 def test_generator_schema_families_and_loading(tmp_path):
     paths = make_synthetic(tmp_path, {'train': 10, 'val': 2, 'test': 3}, seed=0, progress=False)
@@ -150,7 +151,7 @@ def test_generator_schema_families_and_loading(tmp_path):
             assert set(r) == SCHEMA and r['data_source'] == 'synthetic' and r['data_type'] == 'image'
             assert r['problem'].startswith('<image> ') and r['answer'].startswith('<answer>') and r['answer'].endswith('</answer>')
             assert len(r['images']) == 1 and not Path(r['images'][0]).is_absolute() and (tmp_path/r['images'][0]).is_file()
-            assert r['solution'] and len(r['solution']) < 80
+            assert r['solution'] and len(r['solution']) < 80 and r['caption'] and r['difficulty'] in ('easy', 'medium', 'hard')
     ids = [r['problem_id'] for s in SPLITS for r in raw[s]]
     assert len(ids) == len(set(ids))
     fam_types = {}
@@ -174,8 +175,10 @@ def test_generator_schema_families_and_loading(tmp_path):
 
 def test_difficulty_and_bad_arguments(tmp_path):
     make_synthetic(tmp_path/'e', 1, seed=0, difficulty='easy', progress=False)
-    make_synthetic(tmp_path/'m', 1, seed=0, progress=False)
+    make_synthetic(tmp_path/'m', 1, seed=0, difficulty='medium', progress=False)
     assert _tree_hash(tmp_path/'e') != _tree_hash(tmp_path/'m')
+    make_synthetic(tmp_path/'x', 3, seed=0, progress=False)   # the default mixes the presets record by record
+    assert [r['difficulty'] for r in load_onethinker(tmp_path/'x'/'test.jsonl').records[::6]] == ['easy', 'medium', 'hard']
     with pytest.raises(ValueError, match='nightmare'): make_synthetic(tmp_path/'x', 1, difficulty='nightmare')
     with pytest.raises(ValueError, match='n_per_family'): make_synthetic(tmp_path/'x', {'train': 1, 'val': 1})
 

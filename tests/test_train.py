@@ -1,10 +1,11 @@
 "The trainer end to end on the embedded tiny model: a short run, resume equality, two processes under torchrun, bad parameters."
 import json, os, subprocess, sys
 from pathlib import Path
+import numpy as np
 import pytest
 from openvlthinker_nb.paths import REPO_ROOT
 from openvlthinker_nb.policy import DEFAULT_MODEL, load_policy
-from openvlthinker_nb.data import TASK_TYPES
+from openvlthinker_nb.data import TASK_TYPES, default_split
 from openvlthinker_nb.train import TrainConfig, train, param_digest, last_checkpoint
 
 # tiny settings: 6 prompts (one per family) x 2 responses of <= 10 tokens, 1 held-out record per family
@@ -42,7 +43,10 @@ def test_short_run_writes_everything(full_run):
     if ms[0]['filter/kept_groups'] > 0: assert abs(sum(shares) - 1) < 1e-6, shares
     assert ms[1][f'grad_share/{TASK_TYPES[0]}'] is None
     ev = json.loads((out/'eval.json').read_text())
-    assert set(ev) == {'before', 'after', 'delta'} and set(ev['before']) == set(TASK_TYPES) | {'mean'}
+    assert set(ev) == {'protocol', 'before', 'after', 'delta'} and ev['protocol']['k'] == 4 and ev['protocol']['records'] == 6
+    assert set(ev['before']) == {'greedy', 'sampled', 'pass@4', 'se', 'n'} and set(ev['delta']) == {'greedy', 'sampled', 'pass@4', 'se'}
+    assert set(ev['before']['greedy']) == set(TASK_TYPES) | {'mean'} and ev['before']['n'] == {t: 1 for t in TASK_TYPES}
+    for f in ('heldout_before.csv', 'heldout_after.csv'): assert len((out/f).read_text().splitlines()) == 7, f
     ck = last_checkpoint(out)
     assert ck.name == 'step_000003'
     for f in ('model.safetensors', 'optimizer.safetensors', 'rng.safetensors', 'state.json'): assert (ck/f).exists(), f
@@ -130,3 +134,4 @@ def test_first_update_ratio_is_one(full_run):
     for m in updated:
         assert abs(m['ratio_mean'] - 1) < 1e-3, m['ratio_mean']
         assert m['approx_kl'] < 1e-4 and m['clip_frac'] == 0.0
+
