@@ -567,13 +567,13 @@ FAMILIES = {'spatial_grounding': gen_spatial_grounding, 'spatial_reasoning': gen
             'chart_figure_qa': gen_chart_figure_qa, 'ocr': gen_ocr}  # task family -> generator(rng, difficulty)
 
 # %% ../nbs/03_data.ipynb #3d79bb88
-SPLITS = ('train', 'val', 'test')
-DEFAULT_SIZES = {'train': 500, 'val': 50, 'test': 200}  # records per family in each split of the committed suite
+SPLITS = ('train', 'val', 'test', 'rl')  # rl: the RL prompts, disjoint from everything the default model's SFT saw
+DEFAULT_SIZES = {'train': 500, 'val': 50, 'test': 200, 'rl': 500}  # records per family in each split of the committed suite
 DEFAULT_SEED = 0
 MIXED = 'mixed'  # difficulty name: records cycle through easy, medium and hard
 DEFAULT_DIFFICULTY = MIXED
 DEFAULT_DATA = DATA_DIR/'synthetic'  # the committed default suite
-_IMAGE_NAME = re.compile(r'(train|val|test)_[a-z_]+_\d{4,}\.png')
+_IMAGE_NAME = re.compile(r'(train|val|test|rl)_[a-z_]+_\d{4,}\.png')
 
 def _sizes(n)->dict:
     "Records per family for each split from an int (same for all splits) or a dict."

@@ -199,13 +199,14 @@ def _batches(n:int, batch_size:int, steps:int, g:torch.Generator):
 def sft(model, # the policy to train (in place)
         processor, # its processor
         records, # training records (a list or a dataset with len() and [i]), as `data.load_onethinker` returns them
-        steps:int=300, # optimizer steps
+        steps:int=300, # optimizer steps (the length of the cosine schedule)
         batch_size:int=16, # examples per step
         lr:float=1e-3, # peak learning rate
         weight_decay:float=0.01, # AdamW weight decay
         warmup:int=20, # linear warm-up steps
         caption_frac:float=0.0, # share of each batch taught as perception examples (`caption_example`); the rest are tasks
         seed:int=0, # data order seed
+        stop:int|None=None, # stop after this many steps, part-way down the schedule (None: all `steps`)
         on_step=None, # optional callback(step, model) after every optimizer step
         progress:bool=True, # tqdm bar
        )->list:
@@ -217,7 +218,9 @@ def sft(model, # the policy to train (in place)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1., (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
     model.train(); losses = []
-    bar = tqdm(_batches(len(records), batch_size, steps, g), total=steps, desc='sft', disable=not progress)
+    if stop is not None and not 0 < stop <= steps: raise ValueError(f"sft: stop must be in [1, steps={steps}], got {stop}")
+    n = steps if stop is None else stop   # the first `n` batches are the same as a full run's
+    bar = tqdm(_batches(len(records), batch_size, n, g), total=n, desc='sft', disable=not progress)
     for step, idx in enumerate(bar, start=1):
         xs = [(caption_example if k < n_cap else task_example)(records[i]) for k, i in enumerate(idx)]
         batch = {k: v.to(dev) for k, v in collate(encode_examples(processor, xs), pad).items()}
@@ -238,7 +241,7 @@ def sft_train_split(out_dir:str|Path, # folder to write the extended train split
                     progress:bool=False, # tqdm bar
                    ):
     "The synthetic train split extended to `n_per_family` records per family, loaded lazily."
-    paths = make_synthetic(out_dir, {'train': n_per_family, 'val': 0, 'test': 0}, seed=seed, progress=progress)
+    paths = make_synthetic(out_dir, {'train': n_per_family, 'val': 0, 'test': 0, 'rl': 0}, seed=seed, progress=progress)
     return load_onethinker(paths['train'])
 
 # %% ../nbs/04a_sft.ipynb #84c156fc
@@ -277,9 +280,10 @@ class SFTStage:
     steps: int           # optimizer steps
     lr: float            # peak learning rate
     caption_frac: float  # share of each batch taught as perception examples (`caption_example`)
+    stop: int|None = None  # stop after this many steps, before the cosine has annealed (None: run the whole schedule)
 
 DEFAULT_STAGES = (SFTStage('perception', 1500, 1e-3, 1.0),   # name what is where
-                  SFTStage('tasks', 4500, 1e-3, 0.25))       # answer the six families, perception kept in the mix
+                  SFTStage('tasks', 4500, 1e-3, 0.25, stop=2000))  # answer the six families, perception kept in the mix; stopped un-annealed (RL headroom)
 
 def make_default_model(out_dir:str|Path=DEFAULT_MODEL, # where the model folder is written
                        data_dir:str|Path=DEFAULT_DATA, # synthetic suite (train.jsonl for the tokenizer, test.jsonl for the headroom table)
@@ -311,7 +315,7 @@ def make_default_model(out_dir:str|Path=DEFAULT_MODEL, # where the model folder 
         for i, st in enumerate(stages):
             ts = time.time()
             losses[st.name] = sft(model, processor, train, steps=st.steps, batch_size=batch_size, lr=st.lr, caption_frac=st.caption_frac,
-                                  seed=seed + i, progress=progress)
+                                  seed=seed + i, stop=st.stop, progress=progress)
             seconds[st.name] = round(time.time() - ts, 1)
         t2 = time.time()
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -337,12 +341,14 @@ def main(argv:list|None=None):
     p = argparse.ArgumentParser(description='Build and fine-tune the tiny default Qwen3-VL (data/tiny-qwen3-vl).')
     p.add_argument('--out-dir', default=str(DEFAULT_MODEL)); p.add_argument('--data-dir', default=str(DEFAULT_DATA))
     p.add_argument('--n-per-family', type=int, default=6000)
-    for st in DEFAULT_STAGES: p.add_argument(f'--{st.name}-steps', type=int, default=st.steps, help=f'steps of the {st.name} stage')
+    for st in DEFAULT_STAGES:
+        p.add_argument(f'--{st.name}-steps', type=int, default=st.steps, help=f'length of the {st.name} stage\'s cosine schedule')
+        p.add_argument(f'--{st.name}-stop', type=int, default=st.stop or 0, help=f'stop the {st.name} stage after this many steps (0: all)')
     p.add_argument('--batch-size', type=int, default=16); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cpu'); p.add_argument('--threads', type=int, default=2)
     p.add_argument('--no-figure', action='store_true')
     a = p.parse_args(argv)
-    stages = tuple(replace(st, steps=getattr(a, f'{st.name}_steps')) for st in DEFAULT_STAGES)
+    stages = tuple(replace(st, steps=getattr(a, f'{st.name}_steps'), stop=getattr(a, f'{st.name}_stop') or None) for st in DEFAULT_STAGES)
     log = make_default_model(a.out_dir, a.data_dir, n_per_family=a.n_per_family, stages=stages, batch_size=a.batch_size, seed=a.seed,
                              device=a.device, threads=a.threads, figure=None if a.no_figure else 'sft_loss')
     print(json.dumps({k: v for k, v in log.items() if k != 'losses'}, indent=1))

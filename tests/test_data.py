@@ -139,9 +139,9 @@ SCHEMA = {'problem_id', 'problem', 'images', 'data_type', 'problem_type', 'task_
           'caption', 'difficulty'}
 
 def test_generator_schema_families_and_loading(tmp_path):
-    paths = make_synthetic(tmp_path, {'train': 10, 'val': 2, 'test': 3}, seed=0, progress=False)
+    paths = make_synthetic(tmp_path, {'train': 10, 'val': 2, 'test': 3, 'rl': 2}, seed=0, progress=False)
     assert set(paths) == set(SPLITS)
-    sizes = {'train': 10, 'val': 2, 'test': 3}
+    sizes = {'train': 10, 'val': 2, 'test': 3, 'rl': 2}
     raw = {s: [json.loads(l) for l in paths[s].read_text().splitlines()] for s in SPLITS}
     for s in SPLITS:
         assert len(raw[s]) == 6 * sizes[s]
@@ -196,7 +196,7 @@ def test_committed_default_suite_matches_the_generator(tmp_path):
 
 def test_rewards_score_the_suite_with_three_topologies(tmp_path):
     from openvlthinker_nb.rewards import score_batch, score
-    ds = load_onethinker(make_synthetic(tmp_path, {'train': 6, 'val': 0, 'test': 0}, seed=5, progress=False)['train'])
+    ds = load_onethinker(make_synthetic(tmp_path, {'train': 6, 'val': 0, 'test': 0, 'rl': 0}, seed=5, progress=False)['train'])
     recs = list(ds)
     gold = [f"<thinking>{r['solution']}</thinking><answer>{r['answer_text']}</answer>" for r in recs]
     assert score_batch(gold, recs)['accuracy'].min() == 1.0

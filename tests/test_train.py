@@ -135,3 +135,18 @@ def test_first_update_ratio_is_one(full_run):
         assert abs(m['ratio_mean'] - 1) < 1e-3, m['ratio_mean']
         assert m['approx_kl'] < 1e-4 and m['clip_frac'] == 0.0
 
+
+
+def test_trivial_reward_is_learned(tmp_path):
+    "Sanity: with every multiple-choice answer of the RL split relabelled 'A', the default config learns to answer 'A' within 30 steps."
+    src = default_split('rl')
+    recs = [json.loads(l) for l in src.read_text().splitlines()]
+    mc = [r for r in recs if r['problem_type'] == 'multiple choice']
+    assert len(mc) >= 500
+    (tmp_path/'all_A.jsonl').write_text(''.join(json.dumps({**r, 'answer': '<answer>A</answer>'}) + '\n' for r in mc))
+    out = tmp_path/'run'
+    train(TrainConfig(train_data=str(tmp_path/'all_A.jsonl'), image_root=str(src.parent), output_dir=str(out), max_steps=30,
+                      eval_limit=1, eval_k=0, save_every=0, progress=False, copy_figures=False))
+    acc = [m['accuracy/mean'] for m in _metrics(out)]   # sampled training accuracy of each step's rollouts (kept groups)
+    assert len(acc) == 30 and np.mean(acc[:3]) < 0.5, acc
+    assert np.mean(acc[-3:]) >= 0.8, acc
