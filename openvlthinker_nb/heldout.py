@@ -32,7 +32,7 @@ class EvalProtocol:
         if self.temperature <= 0 or not 0 < self.top_p <= 1: raise ValueError(f"EvalProtocol: need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
         if self.max_new_tokens < 1: raise ValueError(f"EvalProtocol: max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
-PROTOCOLS = {'paper': EvalProtocol(),   # METHOD.md section 5: temperature 0.7, top_p 0.95, mean over 4 samples
+PROTOCOLS = {'paper': EvalProtocol(),   # the paper's validation: temperature 0.7, top_p 0.95, mean over 4 samples
              'headroom': EvalProtocol(k=8, temperature=1.0, top_p=1.0),   # what an RL step samples (n = 8, temperature 1)
              'greedy': EvalProtocol(k=0)}
 

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['ADVANTAGE_INPUTS', 'TASK_KEYS', 'N_TASKS', 'ENTROPY_SOURCES', 'ENTROPY_SURROGATES', 'OLD_LOGP', 'LR_SCHEDULES',
            'CHECKS', 'DIST_BACKENDS', 'COLUMNS', 'REWARD_COLUMNS', 'AGG_COUNTS', 'log', 'RUN_FILES', 'SHORT',
-           'TrainConfig', 'repo_path', 'resolve_model', 'resolve_data', 'needs_exact_entropy', 'validate',
-           'config_table', 'derive_seed', 'FamilySampler', 'Dist', 'init_dist', 'all_sum', 'gather_rows',
+           'NON_RESULT_FIELDS', 'TrainConfig', 'repo_path', 'resolve_model', 'resolve_data', 'needs_exact_entropy',
+           'validate', 'config_table', 'derive_seed', 'FamilySampler', 'Dist', 'init_dist', 'all_sum', 'gather_rows',
            'broadcast_obj', 'Part', 'score_part', 'keep_groups', 'collect', 'batch_advantages', 'shuffle_within_groups',
            'entropy_weights', 'local_rows', 'old_logprobs', 'micro_batches', 'minibatch_context', 'micro_step',
            'reduce_and_step', 'update', 'step_metrics', 'save_checkpoint', 'last_checkpoint', 'load_checkpoint',
-           'plot_training', 'Run', 'setup', 'rl_step', 'eval_protocol', 'param_digest', 'train', 'load_params',
-           'parse_override', 'main']
+           'plot_training', 'Run', 'setup', 'rl_step', 'eval_protocol', 'param_digest', 'main_job_differences', 'train',
+           'load_params', 'parse_override', 'main']
 
 # %% ../nbs/05_train.ipynb #0763985e
 import os, json, math, time, random, shutil, difflib, hashlib, logging, dataclasses
@@ -114,7 +114,7 @@ class TrainConfig:
     resume: bool = _p(False, "continue from the newest checkpoint in output_dir (otherwise a previous run there is replaced)")
     log_every: int = _p(1, "log a line every k steps")
     progress: bool = _p(True, "show a progress bar over steps")
-    copy_figures: bool = _p(True, "also save the training figures to the repo's figures/ folder")
+    copy_figures: bool = _p(True, "also save the training figures to the repo's figures/ folder, when the run is the main job (see `main_job_differences`)")
 
     def __post_init__(self): validate(self)
 
@@ -835,6 +835,14 @@ def _fmt(m:dict, total:int)->str:
     return (f"step {m['step']}/{total} reward {m['reward/mean']:.3f} acc {m['accuracy/mean']:.3f} [{fams}] len {m['length/mean']:.1f} "
             f"clip {m['clip_frac']:.3f} kept {m['filter/kept_groups']}/{m['filter/prompts_drawn']} {m['seconds']:.1f}s")
 
+# %% ../nbs/05_train.ipynb #07cabf68
+NON_RESULT_FIELDS = ('output_dir', 'device', 'num_threads', 'micro_batch', 'eval_batch_size', 'save_every', 'keep_checkpoints',
+                     'resume', 'log_every', 'progress', 'copy_figures')  # fields that change where or how fast, not what a run computes
+
+def main_job_differences(cfg:TrainConfig)->list:
+    "Names of the result-affecting fields where `cfg` differs from the main job's defaults (empty: this is the main job)."
+    return [f.name for f in fields(TrainConfig) if f.name not in NON_RESULT_FIELDS and getattr(cfg, f.name) != f.default]
+
 # %% ../nbs/05_train.ipynb #d9e8eb20
 def train(cfg:TrainConfig, # the run's parameters (validated when made)
           on_step=None, # optional callback(step, metrics) after each step's metrics and checkpoint
@@ -893,9 +901,12 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         (out/'eval.json').write_text(json.dumps(res, indent=1))
         with _quiet_hf(): run.model.save_pretrained(out/'final'); run.processor.save_pretrained(out/'final')
         import matplotlib.pyplot as plt
+        differs = main_job_differences(cfg)
+        copy = cfg.copy_figures and not differs
+        if cfg.copy_figures and differs: log.info(f"figures stay in {out/'figures'}: not the main job's defaults ({', '.join(differs[:5])}{' ...' if len(differs) > 5 else ''} differ)")
         for name, fig in plot_training(metrics).items():
             save_fig(fig, name, folder=out/'figures')
-            if cfg.copy_figures: save_fig(fig, name)
+            if copy: save_fig(fig, name)
             plt.close(fig)
     result = {'output_dir': str(out), 'before': before, 'after': after, 'steps': run.step, 'last': metrics[-1] if metrics else None,
               'param_digest': digest, 'world_size': d.world, 'seconds': time.perf_counter() - t_start}

@@ -34,3 +34,18 @@ def test_settings_keep_cell_tags_and_pins():
     assert 'slow' in d['tst_flags']
     assert 'nbdev==2.4.14' in d['dev_requirements'] and 'execnb==0.1.14' in d['dev_requirements']
     assert 'torch==' in d['requirements'] and 'torchvision==' in d['requirements']
+
+
+def test_paper_results_in_repo():
+    "The paper's published numbers live in the repository (data/paper_results.csv), with the citation in data/README.md."
+    import pandas as pd
+    df = pd.read_csv(REPO_ROOT/'data'/'paper_results.csv')
+    assert list(df.columns) == ['table', 'model', 'benchmark', 'score']
+    assert set(df['table']) == {'t1', 't2a', 't2b', 't3', 't4'} and df['score'].notna().all()
+    assert 'arXiv 2604.08539' in (REPO_ROOT/'data'/'README.md').read_text()
+
+
+def test_notebooks_cite_nothing_outside_the_repo():
+    for nb in (REPO_ROOT/'nbs').glob('*.ipynb'):
+        text = nb.read_text(encoding='utf-8')
+        assert 'METHOD.md' not in text and '../shared' not in text, nb.name

@@ -150,3 +150,13 @@ def test_trivial_reward_is_learned(tmp_path):
     acc = [m['accuracy/mean'] for m in _metrics(out)]   # sampled training accuracy of each step's rollouts (kept groups)
     assert len(acc) == 30 and np.mean(acc[:3]) < 0.5, acc
     assert np.mean(acc[-3:]) >= 0.8, acc
+
+
+def test_short_run_leaves_repo_figures_alone(tmp_path):
+    "A 3-step run with non-default parameters keeps its figures in its output folder, even with copy_figures on."
+    from openvlthinker_nb.paths import FIGURES_DIR
+    repo_figs = {p: p.read_bytes() for p in FIGURES_DIR.glob('train_*.png')}
+    out = tmp_path/'run'
+    train(TrainConfig(**{**TINY, 'copy_figures': True}, output_dir=str(out)))
+    assert (out/'figures'/'train_reward_accuracy.png').exists()
+    assert {p: p.read_bytes() for p in FIGURES_DIR.glob('train_*.png')} == repo_figs
