@@ -1,5 +1,5 @@
 "Project-level checks: the README's commands, CI and the generated README stay consistent."
-import re, configparser
+import re, sys, configparser
 from pathlib import Path
 from openvlthinker_nb.paths import REPO_ROOT
 from openvlthinker_nb.readme import notebook_to_markdown
@@ -49,3 +49,19 @@ def test_notebooks_cite_nothing_outside_the_repo():
     for nb in (REPO_ROOT/'nbs').glob('*.ipynb'):
         text = nb.read_text(encoding='utf-8')
         assert 'METHOD.md' not in text and '../shared' not in text, nb.name
+
+
+def test_every_import_is_declared():
+    "Every third-party module the package imports is a declared requirement (torch_xla: the optional `xla` path, found lazily)."
+    import ast
+    dist = {'PIL': 'pillow', 'yaml': 'pyyaml', 'math_verify': 'math-verify'}
+    cfg = configparser.ConfigParser(); cfg.read(REPO_ROOT/'settings.ini')
+    declared = {re.split(r'[<>=\[ ]', r)[0].lower() for r in cfg['DEFAULT']['requirements'].split()}
+    stdlib, optional = set(sys.stdlib_module_names), {'torch_xla'}
+    for py in (REPO_ROOT/'openvlthinker_nb').glob('*.py'):
+        for node in ast.walk(ast.parse(py.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for n in names:
+                top = n.split('.')[0]
+                if top in stdlib or top in optional or top == 'openvlthinker_nb': continue
+                assert dist.get(top, top).lower() in declared, f"{py.name} imports {top}, which settings.ini's requirements do not declare"
