@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from openvlthinker_nb import rewards as R
 from openvlthinker_nb import shaping as S
+from openvlthinker_nb import scorers as B
 
 # ---------------------------------------------------------------- fixtures (made up, OneThinker schema)
 
@@ -61,9 +62,9 @@ def test_fuzz_parsers_never_raise(text):
     assert R.format_ok(text) in (True, False)
     assert isinstance(R.normalize_text(text), str)
     assert 0.0 <= R.accuracy_ocr(text, 'culinary terms', FIXTURES[6]) <= 1.0
-    for fn in R.BENCHMARK_SCORERS.values():
-        assert fn(text, ['stop sign', '12%', '{"boxes": [0, 0, 10, 10]}', 'B']) in (0.0, 1.0) or fn is R.anls
-    assert 0.0 <= R.anls(text, ['stop sign', text[:5]]) <= 1.0
+    for fn in B.BENCHMARK_SCORERS.values():
+        assert fn(text, ['stop sign', '12%', '{"boxes": [0, 0, 10, 10]}', 'B']) in (0.0, 1.0) or fn is B.anls
+    assert 0.0 <= B.anls(text, ['stop sign', text[:5]]) <= 1.0
 
 ADVERSARIAL = ['', ' ', '<answer></answer>', '<thinking></thinking><answer></answer>', '<answer>' * 50_000, '</answer>' * 50_000,
                '<thinking>' + 'x' * 500_000 + '</thinking><answer>B</answer>', '<answer>' + '9' * 300_000 + '</answer>',
@@ -183,14 +184,14 @@ def test_math_verifier_in_forked_child():
 # ---------------------------------------------------------------- benchmark scorers
 
 def test_benchmark_worked_cases():
-    assert R.anls('Kitten', ['sitting', 'kitchen']) == pytest.approx(1 - 2 / 7)   # kitchen: 2 edits over 7
-    assert R.anls('abc', 'xyz') == 0.0 and R.anls('1,000', '1000') == pytest.approx(0.8)
-    assert R.relaxed_accuracy('0.96', '1') == 1.0 and R.relaxed_accuracy('0.949', '1') == 0.0 and R.relaxed_accuracy('-105', '-100') == 1.0
-    assert R.relaxed_accuracy('Bar', 'bar') == 1.0 and R.relaxed_accuracy('10', 'ten') == 0.0
-    assert R.iou_at_05([0, 0, 100, 100], [[500, 500, 600, 600], [0, 0, 100, 199]]) == 1.0   # IoU 100*100 / 100*199 = 0.5025
-    assert R.iou_at_05([0, 0, 100, 100], [0, 0, 100, 201]) == 0.0                          # 0.4975
-    assert R.ocrbench_contains('Total: $12.50', ['12.50']) == 1.0 and R.ocrbench_contains('12.5', '12.50') == 0.0
-    assert R.option_letter_match('(d) fish', 'D') == 1.0 and R.option_letter_match('Answer: B', ['C']) == 0.0
+    assert B.anls('Kitten', ['sitting', 'kitchen']) == pytest.approx(1 - 2 / 7)   # kitchen: 2 edits over 7
+    assert B.anls('abc', 'xyz') == 0.0 and B.anls('1,000', '1000') == pytest.approx(0.8)
+    assert B.relaxed_accuracy('0.96', '1') == 1.0 and B.relaxed_accuracy('0.949', '1') == 0.0 and B.relaxed_accuracy('-105', '-100') == 1.0
+    assert B.relaxed_accuracy('Bar', 'bar') == 1.0 and B.relaxed_accuracy('10', 'ten') == 0.0
+    assert B.iou_at_05([0, 0, 100, 100], [[500, 500, 600, 600], [0, 0, 100, 199]]) == 1.0   # IoU 100*100 / 100*199 = 0.5025
+    assert B.iou_at_05([0, 0, 100, 100], [0, 0, 100, 201]) == 0.0                          # 0.4975
+    assert B.ocrbench_contains('Total: $12.50', ['12.50']) == 1.0 and B.ocrbench_contains('12.5', '12.50') == 0.0
+    assert B.option_letter_match('(d) fish', 'D') == 1.0 and B.option_letter_match('Answer: B', ['C']) == 0.0
 
 @settings(max_examples=500, deadline=None)
 @given(a=st.lists(st.floats(-1e3, 2e3), min_size=4, max_size=4), b=st.lists(st.floats(-1e3, 2e3), min_size=4, max_size=4))
