@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['BENCHMARK_SCORERS', 'anls', 'relaxed_accuracy', 'iou_at_05', 'ocrbench_contains', 'option_letter_match']
 
-# %% ../nbs/01a_scorers.ipynb
+# %% ../nbs/01a_scorers.ipynb #7806cfeb
 import json, math
 import numpy as np
 from rapidfuzz.distance import Levenshtein

@@ -23,7 +23,8 @@ from transformers import (PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen3V
                           Qwen3VLProcessor, Qwen3VLVideoProcessor)
 
 from .paths import save_fig
-from .data import DEFAULT_DATA, DEFAULT_SEED, TASK_TYPES, load_onethinker, make_synthetic
+from .data import TASK_TYPES, load_onethinker
+from .synthetic import DEFAULT_DATA, DEFAULT_SEED, make_synthetic
 from .policy import DEFAULT_MODEL, pick_device
 from .heldout import EvalProtocol, PROTOCOLS, score_records, summarize_scores, headroom
 
@@ -131,7 +132,7 @@ def task_example(record:dict)->dict:
 def caption_example(record:dict)->dict:
     "A perception example: the record's images with `CAPTION_PROMPT`, and its dense `caption` as the assistant turn."
     if not record.get('caption'):
-        raise KeyError(f"record {record.get('problem_id')!r} has no 'caption'; regenerate the suite with `python -m openvlthinker_nb.data`")
+        raise KeyError(f"record {record.get('problem_id')!r} has no 'caption'; regenerate the suite with `python -m openvlthinker_nb.synthetic`")
     content = [{'type': 'image', 'image': im} for im in record['images']] + [{'type': 'text', 'text': CAPTION_PROMPT}]
     return {'messages': [{'role': 'user', 'content': content}], 'target': record['caption']}
 
@@ -302,7 +303,7 @@ def make_default_model(out_dir:str|Path=DEFAULT_MODEL, # where the model folder 
     "Build, fine-tune stage by stage, save, and measure the headroom of the tiny default Qwen3-VL; return the log."
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     for split in ('train', 'test'):
-        if not (data_dir/f'{split}.jsonl').exists(): raise FileNotFoundError(f"make_default_model: {data_dir/split}.jsonl is missing (run python -m openvlthinker_nb.data)")
+        if not (data_dir/f'{split}.jsonl').exists(): raise FileNotFoundError(f"make_default_model: {data_dir/split}.jsonl is missing (run python -m openvlthinker_nb.synthetic)")
     with torch_threads(threads), tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         base = load_onethinker(data_dir/'train.jsonl')

@@ -31,7 +31,8 @@ from .advantages import ADVANTAGES, SCOPES
 from .loss import POLICY_LOSSES, AGGREGATIONS
 from .rewards import score_batch, PROBLEM_TYPES
 from .shaping import entropy_penalty
-from .data import load_onethinker, default_split, TASK_TYPES
+from .data import load_onethinker, TASK_TYPES
+from .synthetic import default_split
 from . import policy
 from .heldout import EvalProtocol, score_records, summarize_scores, paired_delta
 

@@ -9,7 +9,8 @@ import argparse, json, time
 
 import torch
 
-from openvlthinker_nb.data import default_split, load_onethinker
+from openvlthinker_nb.data import load_onethinker
+from openvlthinker_nb.synthetic import default_split
 from openvlthinker_nb.policy import DEFAULT_MODEL, load_policy, response_logprobs, rollout
 from openvlthinker_nb.sft import build_model, sft, torch_threads
 

@@ -1,11 +1,11 @@
-"Tests of openvlthinker_nb.data: the OneThinker loader on hand-written fixtures and the synthetic suite generator."
+"Tests of openvlthinker_nb.data (the OneThinker loader, on hand-written fixtures) and openvlthinker_nb.synthetic (the suite generator)."
 import hashlib, json, warnings
 from pathlib import Path
 import pytest
 from PIL import Image
-from openvlthinker_nb import data as D
-from openvlthinker_nb.data import (load_onethinker, build_messages, make_synthetic, summarize, default_split,
-                                   TASK_TYPES, SPLITS, SYSTEM_PROMPT, DataError)
+from openvlthinker_nb import synthetic as D
+from openvlthinker_nb.data import load_onethinker, build_messages, summarize, TASK_TYPES, SYSTEM_PROMPT, DataError
+from openvlthinker_nb.synthetic import make_synthetic, default_split, SPLITS
 
 # ---------------------------------------------------------------- fixtures
 

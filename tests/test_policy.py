@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from openvlthinker_nb.data import TASK_TYPES, default_split, load_onethinker
+from openvlthinker_nb.data import TASK_TYPES, load_onethinker
+from openvlthinker_nb.synthetic import default_split
 from openvlthinker_nb.policy import (DEFAULT_MODEL, load_policy, pick_device, prompt_inputs, response_logprobs, rollout,
                                      shared_prompt_inputs, stop_ids, pad_id, suppress_ids, takes_encoded_images, vision_tower)
 from openvlthinker_nb.sft import build_model, build_processor, build_tokenizer

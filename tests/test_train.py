@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from openvlthinker_nb.paths import REPO_ROOT
 from openvlthinker_nb.policy import DEFAULT_MODEL, load_policy
-from openvlthinker_nb.data import TASK_TYPES, default_split
+from openvlthinker_nb.data import TASK_TYPES
+from openvlthinker_nb.synthetic import default_split
 from openvlthinker_nb.train import TrainConfig, train, param_digest, last_checkpoint
 
 # tiny settings: 6 prompts (one per family) x 2 responses of <= 10 tokens, 1 held-out record per family
