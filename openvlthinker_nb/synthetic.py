@@ -10,7 +10,7 @@ __all__ = ['COLORS', 'SHAPES', 'OCR_WORDS', 'DIFFICULTIES', 'SHAPE_DRAWERS', 'CE
            'gen_general_vqa', 'gen_math_reasoning', 'gen_chart_figure_qa', 'gen_ocr', 'difficulty_schedule',
            'make_synthetic', 'default_split', 'main', 'plot_examples']
 
-# %% ../nbs/03a_synthetic.ipynb
+# %% ../nbs/03a_synthetic.ipynb #6a35ee0b
 import argparse, json, re, textwrap, time
 from dataclasses import dataclass
 from functools import lru_cache

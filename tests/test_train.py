@@ -107,11 +107,21 @@ def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
     assert not out.exists()
 
 
+def test_parameter_outside_the_short_cell_reaches_the_config(tmp_path):
+    "A TrainConfig field that the notebook's parameters cell does not list still reaches the config (here: refused as invalid)."
+    out = tmp_path/'never'
+    cmd = [sys.executable, '-m', 'papermill', str(REPO_ROOT/'nbs'/'05_train.ipynb'), str(tmp_path/'out.ipynb'),
+           '-p', 'output_dir', str(out), '-p', 'eval_temperature', '-1', '--no-progress-bar']
+    p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode != 0 and 'eval_temperature' in p.stdout + p.stderr and '> 0' in p.stdout + p.stderr
+    assert not out.exists()
+
+
 def test_entropy_surrogates_gradients():
     "Summed exactly over the vocabulary, the score surrogate's expected gradient is dH/dz; the released one's is 0."
     import torch
     from openvlthinker_nb.shaping import entropy_from_logits
-    from openvlthinker_nb.train import ENTROPY_SOURCES, ENTROPY_SURROGATES
+    from openvlthinker_nb.trainer.config import ENTROPY_SOURCES, ENTROPY_SURROGATES
     assert set(ENTROPY_SURROGATES) == set(ENTROPY_SOURCES)
     z = torch.tensor([0.9, -1.2, 0.4, 2.0], dtype=torch.float64, requires_grad=True)
     def expected_grad(name):
