@@ -65,3 +65,9 @@ def test_every_import_is_declared():
                 top = n.split('.')[0]
                 if top in stdlib or top in optional or top == 'openvlthinker_nb': continue
                 assert dist.get(top, top).lower() in declared, f"{py.name} imports {top}, which settings.ini's requirements do not declare"
+
+
+def test_notebooks_stay_small():
+    "Library notebooks keep their (small) outputs so they read without running; none is over 1 MB."
+    sizes = {nb.name: nb.stat().st_size for nb in (REPO_ROOT/'nbs').glob('*.ipynb')}
+    assert max(sizes.values()) < 1_000_000, sizes
