@@ -23,25 +23,23 @@ from . import policy
 from .heldout import EvalProtocol, score_records, summarize_scores, paired_delta
 from .trainer.config import LR_SCHEDULES, TASK_KEYS, TrainConfig, repo_path, resolve_data, resolve_model
 from .trainer.dist import Dist, broadcast_obj, init_dist
-from .trainer.collect import COLUMNS, FamilySampler, batch_advantages, collect, derive_seed, shuffle_within_groups
+from .trainer.collect import StepTable, FamilySampler, batch_advantages, collect, derive_seed, shuffle_within_groups
 from .trainer.update import update
 from .trainer.checkpoints import last_checkpoint, load_checkpoint, save_checkpoint
 
 # %% ../nbs/05f_train_loop.ipynb #be7df5f8
 def _mean(x:torch.Tensor): return float(x.mean()) if len(x) else None
 
-def step_metrics(step:int, full:torch.Tensor, adv:torch.Tensor, upd:dict, fstats:dict, times:dict, lr:float)->dict:
+def step_metrics(step:int, full:StepTable, adv:torch.Tensor, upd:dict, fstats:dict, times:dict, lr:float)->dict:
     "The metrics line of one step."
-    C_ = {c: i for i, c in enumerate(COLUMNS)}
-    fam, kept = full[:, C_['family']].long(), full[:, C_['kept']] > 0
-    m = {'step': step, 'reward/mean': _mean(full[:, C_['reward']]), 'accuracy/mean': _mean(full[:, C_['accuracy']]),
-         'length/mean': _mean(full[:, C_['n_tokens']])}
+    fam, kept = full.family.long(), full.kept > 0
+    m = {'step': step, 'reward/mean': _mean(full.reward), 'accuracy/mean': _mean(full.accuracy), 'length/mean': _mean(full.n_tokens)}
     gn = upd.get('grad_norm_by_family')
     for f, name in enumerate(TASK_TYPES):
         s = fam == f
-        m[f'reward/{name}'] = _mean(full[s, C_['reward']])
-        m[f'accuracy/{name}'] = _mean(full[s, C_['accuracy']])
-        m[f'length/{name}'] = _mean(full[s, C_['n_tokens']])
+        m[f'reward/{name}'] = _mean(full.reward[s])
+        m[f'accuracy/{name}'] = _mean(full.accuracy[s])
+        m[f'length/{name}'] = _mean(full.n_tokens[s])
         m[f'entropy/{name}'] = upd['entropy_by_family'][f]
         m[f'entropy_sampled/{name}'] = upd['entropy_sampled_by_family'][f]
         a = adv[fam[kept] == f]
@@ -164,9 +162,8 @@ def rl_step(run:Run)->dict:
     t0 = time.perf_counter()
     parts, full, fstats, times = collect(run.model, run.processor, run.train_ds, run.sampler, cfg, d, run.step, run.task_of)
     adv_all = batch_advantages(shuffle_within_groups(full, derive_seed(cfg.seed, run.step, 7)) if cfg.shuffle_rewards else full, cfg)
-    C_ = {c: i for i, c in enumerate(COLUMNS)}
-    kept = full[:, C_['kept']] > 0
-    adv = adv_all[full[kept, C_['rank']] == d.rank]   # this process's kept rows, in its part order
+    kept = full.kept > 0
+    adv = adv_all[full.rank[kept] == d.rank]   # this process's kept rows, in its part order
     share = cfg.grad_share_every > 0 and run.step % cfg.grad_share_every == 0
     lr = run.opt.param_groups[0]['lr']
     upd = update(run.model, run.opt, run.sched, parts, adv, cfg, d, share, run.ref_model)

@@ -15,7 +15,7 @@ from ..data import TASK_TYPES
 from .. import policy
 from .config import ENTROPY_SOURCES, ENTROPY_SURROGATES, N_TASKS, TrainConfig, needs_exact_entropy
 from .dist import Dist, all_sum
-from .collect import COLUMNS, Part, _select
+from .collect import Part, _select
 
 # %% ../../nbs/05d_trainer_update.ipynb #23d8b779
 AGG_COUNTS = {'token': lambda mask: mask.sum(), 'seq': lambda mask: (mask.sum(-1) > 0).sum()}  # the normaliser of each aggregation
@@ -47,10 +47,9 @@ def entropy_weights(h:torch.Tensor, # (R, T) per-token entropies of the mini-bat
 # %% ../../nbs/05d_trainer_update.ipynb #49d412dd
 def local_rows(parts:list)->tuple:
     "This process's kept responses: (part, row) pairs, their families and their task ids."
-    k, f, t = COLUMNS.index('kept'), COLUMNS.index('family'), COLUMNS.index('task')
-    rows = [(pi, r) for pi, p in enumerate(parts) for r in (p.table[:, k] > 0).nonzero().squeeze(1).tolist()]
-    fam = torch.tensor([int(parts[pi].table[r, f]) for pi, r in rows], dtype=torch.long)
-    task = torch.tensor([int(parts[pi].table[r, t]) for pi, r in rows], dtype=torch.long)
+    rows = [(pi, r) for pi, p in enumerate(parts) for r in (p.table.kept > 0).nonzero().squeeze(1).tolist()]
+    fam = torch.tensor([int(parts[pi].table.family[r]) for pi, r in rows], dtype=torch.long)
+    task = torch.tensor([int(parts[pi].table.task[r]) for pi, r in rows], dtype=torch.long)
     return rows, fam, task
 
 def old_logprobs(model, parts:list, cfg:TrainConfig)->list:
