@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MATH_VERIFIER', 'MathVerifier']
 
-# %% ../nbs/00b_math_verify.ipynb
+# %% ../nbs/00b_math_verify.ipynb #50c7cd11
 import atexit, json, os, select, subprocess, sys, threading, time
 
 # %% ../nbs/00b_math_verify.ipynb #146467e7
