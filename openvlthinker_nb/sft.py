@@ -23,7 +23,7 @@ from transformers import (PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen3V
                           Qwen3VLProcessor, Qwen3VLVideoProcessor)
 
 from .paths import save_fig
-from .data import TASK_TYPES, load_onethinker
+from .data import load_onethinker
 from .synthetic import DEFAULT_DATA, DEFAULT_SEED, make_synthetic
 from .policy import DEFAULT_MODEL, pick_device
 from .heldout import EvalProtocol, PROTOCOLS, score_records, summarize_scores, headroom

@@ -96,12 +96,16 @@ def test_bad_parameters_fail(params, needle):
     with pytest.raises((ValueError, TypeError)) as e: TrainConfig.from_dict(params)
     assert needle in str(e.value)
 
-def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
-    "papermill with a misspelt parameter fails at the config cell, naming it; nothing is trained or written."
+def _papermill_main_job(tmp_path, *params):
+    "Run nbs/05_train.ipynb under papermill with `-p` pairs, output_dir pointed at tmp_path/'never'; return (process, output_dir)."
     out = tmp_path/'never'
     cmd = [sys.executable, '-m', 'papermill', str(REPO_ROOT/'nbs'/'05_train.ipynb'), str(tmp_path/'out.ipynb'),
-           '-p', 'output_dir', str(out), '-p', 'max_step', '3', '--no-progress-bar']
-    p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+           '-p', 'output_dir', str(out), *params, '--no-progress-bar']
+    return subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600), out
+
+def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
+    "papermill with a misspelt parameter fails at the config cell, naming it; nothing is trained or written."
+    p, out = _papermill_main_job(tmp_path, '-p', 'max_step', '3')
     assert p.returncode != 0
     assert 'unknown parameter `max_step`; did you mean `max_steps`?' in p.stdout + p.stderr
     assert not out.exists()
@@ -109,10 +113,7 @@ def test_bad_parameter_stops_the_notebook_before_work(tmp_path):
 
 def test_parameter_outside_the_short_cell_reaches_the_config(tmp_path):
     "A TrainConfig field that the notebook's parameters cell does not list still reaches the config (here: refused as invalid)."
-    out = tmp_path/'never'
-    cmd = [sys.executable, '-m', 'papermill', str(REPO_ROOT/'nbs'/'05_train.ipynb'), str(tmp_path/'out.ipynb'),
-           '-p', 'output_dir', str(out), '-p', 'eval_temperature', '-1', '--no-progress-bar']
-    p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    p, out = _papermill_main_job(tmp_path, '-p', 'eval_temperature', '-1')
     assert p.returncode != 0 and 'eval_temperature' in p.stdout + p.stderr and '> 0' in p.stdout + p.stderr
     assert not out.exists()
 
