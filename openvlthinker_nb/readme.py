@@ -13,6 +13,7 @@ from .paths import REPO_ROOT
 
 # %% ../nbs/98_readme.ipynb #eb855f71
 _DIRECTIVE = re.compile(r'^\s*#\s*\|')
+_INCLUDE = re.compile(r'^<!--\s*include\s+(\S+)\s*-->$', re.M)   # a markdown line naming a generated file to paste in
 
 def _hidden(src:str)->bool:
     "True when a code cell carries `#| hide` or an export directive and so stays out of the README."
@@ -24,6 +25,14 @@ def _hidden(src:str)->bool:
 def _strip_directives(src:str)->str:
     return '\n'.join(l for l in src.splitlines() if not _DIRECTIVE.match(l)).strip('\n')
 
+def _expand_includes(md:str, root:Path)->str:
+    "Replace every `<!-- include path -->` line with the file at `root/path` (tables the notebooks generate)."
+    def one(m):
+        p = root/m.group(1)
+        if not p.is_file(): raise FileNotFoundError(f"README: {m.group(0)} names {p}, which does not exist; run the notebook that writes it")
+        return p.read_text(encoding='utf-8').strip('\n')
+    return _INCLUDE.sub(one, md)
+
 # %% ../nbs/98_readme.ipynb #571e45b8
 def notebook_to_markdown(path:Path, # a notebook, normally `nbs/index.ipynb`
                         )->str:
@@ -32,7 +41,7 @@ def notebook_to_markdown(path:Path, # a notebook, normally `nbs/index.ipynb`
     parts = []
     for cell in nb.cells:
         if cell.cell_type == 'markdown':
-            parts.append(cell.source.replace('](../figures/', '](figures/'))
+            parts.append(_expand_includes(cell.source, REPO_ROOT).replace('](../figures/', '](figures/'))
         elif cell.cell_type == 'code' and cell.source.strip() and not _hidden(cell.source):
             parts.append('```python\n' + _strip_directives(cell.source) + '\n```')
             texts = [o.get('text', '') for o in cell.get('outputs', []) if o.get('output_type') == 'stream']

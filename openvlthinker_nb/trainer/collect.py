@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COLUMNS', 'REWARD_COLUMNS', 'derive_seed', 'FamilySampler', 'StepTable', 'Part', 'score_part', 'keep_groups',
-           'collect', 'batch_advantages', 'shuffle_within_groups']
+           'collect', 'batch_advantages', 'task_rewards', 'task_advantages', 'shuffle_within_groups']
 
 # %% ../../nbs/05c_trainer_collect.ipynb #20043c03
 import math, time, dataclasses
@@ -163,6 +163,19 @@ def batch_advantages(full:StepTable, cfg:TrainConfig)->torch.Tensor:
     b = {'reward': t.reward.float(), 'group': t.group.long(), 'task': t.task.long(),
          'components': torch.stack([getattr(t, c) for c in comps], 1).float(), 'component_weights': torch.tensor(weights)}
     return ADVANTAGE_INPUTS[cfg.algorithm](b, cfg).float()
+
+# %% ../../nbs/05c_trainer_collect.ipynb #a4b0c2a4
+def task_rewards(full:StepTable, cfg:TrainConfig)->StepTable:
+    "A copy of the table whose overall reward has no length term (its weight back on accuracy) and whose length column is 0."
+    out = full.clone()
+    out.reward = full.reward - cfg.length_weight * (full.length - full.accuracy)
+    out.length = torch.zeros_like(full.length)
+    return out
+
+def task_advantages(full:StepTable, cfg:TrainConfig)->torch.Tensor:
+    "(K,) advantages of the kept rows from the task reward alone (the same as `batch_advantages` when length shaping is off)."
+    if not cfg.length_shaping: return batch_advantages(full, cfg)
+    return batch_advantages(task_rewards(full, cfg), dataclasses.replace(cfg, length_shaping=False))
 
 # %% ../../nbs/05c_trainer_collect.ipynb #66b42124
 REWARD_COLUMNS = ('reward', 'accuracy', 'format', 'structure', 'length')  # what the advantage estimators read

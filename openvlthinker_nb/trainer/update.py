@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AGG_COUNTS', 'entropy_weights', 'local_rows', 'old_logprobs', 'micro_batches', 'minibatch_context', 'micro_step',
-           'reduce_and_step', 'update']
+           'family_gradient_vectors', 'family_gradients', 'reduce_and_step', 'update']
 
 # %% ../../nbs/05d_trainer_update.ipynb #e269315f
 import time
@@ -112,12 +112,53 @@ def micro_step(model, part:Part, r_idx:torch.Tensor, adv:torch.Tensor, w_ent:tor
     rows = {'entropy': (h_exact.detach().double().cpu() * m64).sum(1), 'entropy_sampled': (-lp_old.double().cpu() * m64).sum(1), 'tokens': m64.sum(1)}
     return st, rows, (t1 - t0, time.perf_counter() - t1)
 
+# %% ../../nbs/05d_trainer_update.ipynb #039b8d80
+def _pg_term(adv:torch.Tensor, norm:torch.Tensor, cfg:TrainConfig):
+    "The policy-gradient loss of a micro-batch at ratio 1, for the advantages `adv` (K,) of the local rows."
+    def loss(logp, h, mask, pos):
+        return POLICY_LOSSES[cfg.loss](logp, logp.detach(), adv[pos].to(logp.device), mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                                       c_dual=cfg.c_dual, agg=cfg.loss_agg, norm=norm.to(logp.device))[0]
+    return loss
+
+def _entropy_term(w_row:torch.Tensor, cfg:TrainConfig):
+    "The entropy penalty's surrogate of a micro-batch, as `micro_step` adds it."
+    def loss(logp, h, mask, pos):
+        return cfg.entropy_coef * (ENTROPY_SURROGATES[cfg.entropy_estimator](logp, h) * mask * w_row[pos].to(logp.device)[:, None]).sum()
+    return loss
+
+def family_gradient_vectors(model, parts:list, # the policy and this process's rollout parts
+                            adv:torch.Tensor, # (K,) advantages of this process's kept rows (with the length term when on)
+                            adv_task:torch.Tensor, # (K,) the same rows' advantages of the task reward alone
+                            old:list, # per part (old log-probs, entropies), as `old_logprobs` returns them
+                            cfg:TrainConfig, d:Dist)->tuple:
+    "(term names, (terms, F, P) gradients): each family's summed contribution to the update over the whole batch, per term."
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows, fam, task = local_rows(parts)
+    sel = list(range(len(rows)))
+    norm, w_row, _ = minibatch_context(parts, old, rows, task, sel, cfg, d)
+    terms = {'task': _pg_term(adv_task, norm, cfg)}
+    if cfg.length_shaping: terms['length'] = _pg_term(adv - adv_task, norm, cfg)
+    if cfg.entropy_shaping: terms['entropy'] = _entropy_term(w_row, cfg)
+    G = torch.zeros(len(terms), len(TASK_TYPES), sum(p.numel() for p in params))
+    if float(norm) > 0:
+        for f, pi, pos in micro_batches(sel, rows, fam, cfg.micro_batch):
+            sub = _select(parts[pi].ro, torch.tensor([rows[i][1] for i in pos]))
+            logp, h = policy.response_logprobs(model, sub, micro_batch=len(pos), with_entropy=cfg.entropy_shaping)
+            mask = sub.response_mask.to(logp.device)
+            for k, term in enumerate(terms.values()):
+                gs = torch.autograd.grad(term(logp, h, mask, pos), params, retain_graph=k < len(terms) - 1, allow_unused=True)
+                G[k, f] += torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).cpu() for g, p in zip(gs, params)])
+    return list(terms), all_sum(G.to(d.device), d).cpu()
+
+def family_gradients(model, parts:list, adv:torch.Tensor, adv_task:torch.Tensor, old:list, cfg:TrainConfig, d:Dist)->dict:
+    "Term -> per-family norms of `family_gradient_vectors` (a list of F floats)."
+    names, G = family_gradient_vectors(model, parts, adv, adv_task, old, cfg, d)
+    return {name: G[k].norm(dim=1).tolist() for k, name in enumerate(names)}
+
 # %% ../../nbs/05d_trainer_update.ipynb #d51b3d31
-def reduce_and_step(params:list, fam_grads:torch.Tensor|None, opt, sched, cfg:TrainConfig, d:Dist)->float:
-    "Sum gradients (or per-family gradients) over processes, clip, and take one optimizer step; returns the pre-clip norm."
-    if fam_grads is not None:
-        if d.world > 1: _set_grad(params, fam_grads.sum(0).to(d.device))
-    elif d.world > 1: _set_grad(params, all_sum(_flat_grad(params), d))
+def reduce_and_step(params:list, opt, sched, cfg:TrainConfig, d:Dist)->float:
+    "Sum gradients over processes, clip, and take one optimizer step; returns the pre-clip norm."
+    if d.world > 1: _set_grad(params, all_sum(_flat_grad(params), d))
     gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
     opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
     return gn
@@ -126,10 +167,12 @@ def reduce_and_step(params:list, fam_grads:torch.Tensor|None, opt, sched, cfg:Tr
 _SUMS = ('pg_loss', 'kl', 'tokens', 'clip_frac', 'clip_frac_high', 'clip_frac_low', 'clip_frac_dual', 'ratio_mean', 'approx_kl')
 _TOKEN_MEANS = ('clip_frac', 'clip_frac_high', 'clip_frac_low', 'clip_frac_dual', 'ratio_mean', 'approx_kl')
 
-def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:Dist, share:bool, ref_model=None)->dict:
+def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:Dist,
+           adv_task:torch.Tensor|None=None, # the same rows' task-reward advantages: per-family gradients are measured first when given
+           ref_model=None)->dict:
     "PPO-clip optimizer steps on this process's kept responses (`adv`: their advantages); statistics summed over processes."
     params = [p for p in model.parameters() if p.requires_grad]
-    P, F, n_opt = sum(p.numel() for p in params), len(TASK_TYPES), cfg.updates_per_step * cfg.ppo_epochs
+    F, n_opt = len(TASK_TYPES), cfg.updates_per_step * cfg.ppo_epochs
     rows, fam, task = local_rows(parts)
     t0 = time.perf_counter()
     old = old_logprobs(model, parts, cfg)
@@ -137,21 +180,17 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
     S = {k: 0.0 for k in _SUMS}
     G = {'entropy_penalty': 0.0, 'grad_norm': 0.0, 'skipped_updates': 0}   # already global
     ent = torch.zeros(3, F, dtype=torch.float64)   # per family: exact entropy sum, sampled-estimate sum, tokens (first epoch)
-    fam_norms = None
     model.train()
+    t0 = time.perf_counter()
+    fam_norms = None if adv_task is None else family_gradients(model, parts, adv, adv_task, old, cfg, d)
+    t_share = time.perf_counter() - t0
     for epoch in range(cfg.ppo_epochs):
         for j in range(cfg.updates_per_step):
             sel = list(range(j, len(rows), cfg.updates_per_step))
             norm, w_row, pen = minibatch_context(parts, old, rows, task, sel, cfg, d)
             if float(norm) == 0: G['skipped_updates'] += 1; continue   # nothing kept anywhere: the same on every process
             G['entropy_penalty'] += pen / n_opt
-            measure = share and epoch == 0 and j == 0
-            fam_grads = torch.zeros(F, P) if measure else None
-            prev, last_f = torch.zeros(P), None
             for f, pi, pos in micro_batches(sel, rows, fam, cfg.micro_batch):
-                if measure and last_f is not None and f != last_f:   # a family is complete: its gradient is the increment
-                    cur = _flat_grad(params).cpu(); fam_grads[last_f] = cur - prev; prev = cur
-                last_f = f
                 r_idx = torch.tensor([rows[i][1] for i in pos])
                 st, per_row, (tl, tu) = micro_step(model, parts[pi], r_idx, adv[pos], w_row[pos], old[pi][0], norm, cfg, ref_model)
                 t_logp += tl; t_upd += tu
@@ -161,11 +200,7 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
                 if epoch == 0:
                     for k, key in enumerate(('entropy', 'entropy_sampled', 'tokens')): ent[k, f] += float(per_row[key].sum())
             t0 = time.perf_counter()
-            if measure:
-                if last_f is not None: fam_grads[last_f] = _flat_grad(params).cpu() - prev
-                fam_grads = all_sum(fam_grads.to(d.device), d).cpu()
-                fam_norms = fam_grads.norm(dim=1).tolist()
-            G['grad_norm'] += reduce_and_step(params, fam_grads, opt, sched, cfg, d) / n_opt
+            G['grad_norm'] += reduce_and_step(params, opt, sched, cfg, d) / n_opt
             t_upd += time.perf_counter() - t0
     model.eval()
     vec = all_sum(torch.cat([torch.tensor([S[k] for k in _SUMS], dtype=torch.float64), ent.reshape(-1)]).to(d.device), d).cpu()
@@ -175,5 +210,5 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
     S['entropy_by_family'] = [float(e/c) if c > 0 else None for e, c in zip(ent[0], ent[2])]
     S['entropy_sampled_by_family'] = [float(e/c) if c > 0 else None for e, c in zip(ent[1], ent[2])]
     S['grad_norm_by_family'] = fam_norms
-    S['time/logprobs'], S['time/update'] = t_logp, t_upd
+    S['time/logprobs'], S['time/update'], S['time/grad_share'] = t_logp, t_upd, t_share
     return S
