@@ -161,8 +161,13 @@ def score_open(pred:str, rec:dict)->float:
         if (p is not None and t is not None and p == t) or (normalize_text(pred) and normalize_text(pred) == normalize_text(r)): return 1.
     return 0.
 
-def score_anls(pred:str, rec:dict)->float: return anls(pred, [str(r) for r in rec['refs']])
-def score_relaxed(pred:str, rec:dict)->float: return relaxed_accuracy(pred, [str(r) for r in rec['refs']])
+def score_anls(pred:str, rec:dict)->float:
+    "ANLS against the accepted answers (0 at a normalized distance of 0.5 or more)."
+    return anls(pred, [str(r) for r in rec['refs']])
+
+def score_relaxed(pred:str, rec:dict)->float:
+    "ChartQA's relaxed accuracy (numbers within 5 %, else exact match)."
+    return relaxed_accuracy(pred, [str(r) for r in rec['refs']])
 
 def score_ocrbench(pred:str, rec:dict)->float:
     "OCRBench: a reference inside the prediction (lowercased; for handwritten formulas, HME100k, with all spaces removed)."
