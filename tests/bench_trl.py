@@ -17,7 +17,7 @@ filter on, where responses/s counts every response drawn, including those of dro
 Where the time goes: ours from `rl_step`'s own timers; TRL from its own profiling timers (`trl.extras.profiling`,
 captured instead of sent to a tracker), plus wall-clock around `training_step` and the optimizer step callbacks.
 """
-import argparse, contextlib, dataclasses, json, math, sys, tempfile, time, warnings
+import argparse, contextlib, json, statistics, tempfile, time, warnings
 
 import torch
 
@@ -173,21 +173,23 @@ def our_split(m:dict)->dict:
 
 
 def summarize(name:str, steps:list, n_resp:list, n_tok:list)->dict:
-    "Totals over the timed steps: responses/s, tokens/s, mean response length and the phase shares."
+    "Totals over the timed steps: responses/s (all steps; and the median step's, robust to a busy neighbour), tokens/s, mean length, phase shares."
     sec = sum(s['seconds'] for s in steps)
     ph = {p: sum(s[p] for s in steps) for p in PHASES}
     return {'trainer': name, 'steps': len(steps), 'responses': sum(n_resp), 'seconds': sec,
-            'responses_per_s': sum(n_resp) / sec, 'tokens_per_s': sum(n_tok) / sec, 'mean_tokens': sum(n_tok) / max(sum(n_resp), 1),
+            'responses_per_s': sum(n_resp) / sec, 'responses_per_s_median_step': statistics.median(r / s['seconds'] for r, s in zip(n_resp, steps)), 'tokens_per_s': sum(n_tok) / sec, 'mean_tokens': sum(n_tok) / max(sum(n_resp), 1),
             **{f'share_{p}': ph[p] / sec for p in PHASES}}
 
 
 def markdown(rows:list, ref:str)->str:
     "The comparison as a markdown table (ratio against the row named `ref`)."
-    base = next(r for r in rows if r['trainer'] == ref)['responses_per_s']
-    head = '| trainer | responses/s | vs TRL | tokens/s | mean length | ' + ' | '.join(PHASE_NAMES[p] for p in PHASES) + ' |'
-    lines = [head, '|' + '---|' * (5 + len(PHASES))]
+    base = next(r for r in rows if r['trainer'] == ref)
+    head = ('| trainer | responses/s | vs TRL | median step: responses/s | vs TRL | tokens/s | mean length | '
+            + ' | '.join(PHASE_NAMES[p] for p in PHASES) + ' |')
+    lines = [head, '|' + '---|' * (7 + len(PHASES))]
     for r in rows:
-        lines.append(f"| {r['trainer']} | {r['responses_per_s']:.1f} | {r['responses_per_s'] / base:.2f}x | {r['tokens_per_s']:.0f} | "
+        lines.append(f"| {r['trainer']} | {r['responses_per_s']:.1f} | {r['responses_per_s'] / base['responses_per_s']:.2f}x | "
+                     f"{r['responses_per_s_median_step']:.1f} | {r['responses_per_s_median_step'] / base['responses_per_s_median_step']:.2f}x | {r['tokens_per_s']:.0f} | "
                      f"{r['mean_tokens']:.1f} | " + ' | '.join(f"{100 * r[f'share_{p}']:.0f}%" for p in PHASES) + ' |')
     return '\n'.join(lines)
 
