@@ -172,3 +172,11 @@ def test_short_run_leaves_repo_figures_alone(tmp_path):
     train(TrainConfig(**{**TINY, 'copy_figures': True}, output_dir=str(out)))
     assert (out/'figures'/'train_reward_accuracy.png').exists()
     assert {p: p.read_bytes() for p in FIGURES_DIR.glob('train_*.png')} == repo_figs
+
+
+def test_trl_bench_needs_only_its_extra(monkeypatch):
+    "tests/bench_trl.py imports without TRL; run without it, it says which extra installs it. Its micro-batch split is exact."
+    import bench_trl
+    monkeypatch.setitem(sys.modules, 'trl', None)   # as if trl were not installed
+    with pytest.raises(SystemExit, match=r'pip install -e "\.\[bench\]"'): bench_trl.require_trl()
+    assert bench_trl.micro_batch_for(128, 36) == 32 and bench_trl.micro_batch_for(16, 36) == 16 and bench_trl.micro_batch_for(7, 4) == 1
