@@ -31,7 +31,7 @@ VARIANTS = {  # name -> TrainConfig overrides (the table's rows, in order)
     'G2RPO + entropy': {'entropy_shaping': True},
     'G2RPO + entropy + length': {'length_shaping': True, 'entropy_shaping': True},
 }
-ABLATION_BASE = {'max_steps': 100, 'eval_limit': 100, 'grad_share_every': 5, 'num_threads': 1, 'progress': False, 'copy_figures': False}
+ABLATION_BASE = {'max_steps': 60, 'eval_limit': 100, 'grad_share_every': 5, 'num_threads': 1, 'progress': False, 'copy_figures': False}
 PAPER_T4_ROWS = {'G2RPO': '+G2RPO', 'G2RPO + length': '+G2RPO+length', 'G2RPO + entropy': '+G2RPO+entropy',
                  'G2RPO + entropy + length': '+G2RPO+entropy+length'}  # our variant -> the paper's Table 4 row
 
