@@ -63,7 +63,9 @@ def is_done(cfg:TrainConfig)->bool:
     "True when cfg's folder holds a finished run (eval.json) made with the same result-affecting parameters."
     out = repo_path(cfg.output_dir)
     if not (out/'eval.json').exists() or not (out/'config.json').exists(): return False
-    return _result_fields(json.loads((out/'config.json').read_text())) == _result_fields(asdict(cfg))
+    saved, now = _result_fields(json.loads((out/'config.json').read_text())), _result_fields(asdict(cfg))
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return all(saved[k] == now[k] for k in saved.keys() & now.keys()) and all(now[k] == defaults[k] for k in now.keys() - saved.keys())  # fields newer than the run: at their defaults
 
 def _launch(cfg:TrainConfig)->tuple:
     "Run one training process; (output folder, return code, seconds)."

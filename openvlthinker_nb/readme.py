@@ -63,4 +63,5 @@ def write_readme(nb:Path|None=None, # the index notebook; `nbs/index.ipynb` by d
 
 # %% ../nbs/98_readme.ipynb #ff2c8ac7
 #| eval: false
-if __name__ == '__main__': print(write_readme())
+from fastcore.imports import IN_NOTEBOOK
+if __name__ == '__main__' and not IN_NOTEBOOK: print(write_readme())   # a script, not a kernel running this notebook

@@ -357,4 +357,5 @@ def main(argv:list|None=None):
 
 # %% ../nbs/04a_sft.ipynb #6a171ac2
 #| eval: false
-if __name__ == '__main__': main()
+from fastcore.imports import IN_NOTEBOOK
+if __name__ == '__main__' and not IN_NOTEBOOK: main()   # a script, not a kernel running this notebook (papermill)

@@ -437,4 +437,5 @@ def plot_examples(ds:OneThinkerDataset, # a loaded dataset
 
 # %% ../nbs/03a_synthetic.ipynb #7f753c64
 #| eval: false
-if __name__ == '__main__': main()
+from fastcore.imports import IN_NOTEBOOK
+if __name__ == '__main__' and not IN_NOTEBOOK: main()   # a script, not a kernel running this notebook (papermill)

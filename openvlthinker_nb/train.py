@@ -62,7 +62,7 @@ def _family_frame(metrics:list, prefix:str)->'pd.DataFrame':
     import pandas as pd
     df = pd.DataFrame(metrics).set_index('step')
     cols = [f'{prefix}/{t}' for t in TASK_TYPES if f'{prefix}/{t}' in df and df[f'{prefix}/{t}'].notna().any()]
-    return df[cols].astype(float).rename(columns=lambda c: c.split('/', 1)[1])
+    return df[cols].astype(float).dropna(how='all').rename(columns=lambda c: c.split('/', 1)[1])   # measured steps only
 
 def _curves(ax, df, title, window):
     import seaborn as sns
@@ -80,7 +80,7 @@ def plot_training(metrics:list, # the lines of metrics.jsonl
     figs, window = {}, window or max(5, len(metrics) // 10)
     for name, panels in (('train_reward_accuracy', (('reward', 'reward per family'), ('accuracy', 'sampled accuracy per family'))),
                          ('train_entropy_length', (('entropy', 'token entropy per family (exact)'), ('length', 'response length per family (tokens)'))),
-                         ('train_grad_share', (('grad_share', "family's share of the gradient norm"),))):
+                         ('train_grad_share', (('grad_share', "family's share of the update (task term)"),))):
         fig, axs = plt.subplots(1, len(panels), figsize=(4.2*len(panels), 2.8), squeeze=False)
         for ax, (key, title) in zip(axs[0], panels): _curves(ax, _family_frame(metrics, key), title, window)
         if axs[0, -1].get_legend_handles_labels()[0]: axs[0, -1].legend(fontsize=6, loc='best')

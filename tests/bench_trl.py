@@ -18,6 +18,7 @@ Where the time goes: ours from `rl_step`'s own timers; TRL from its own profilin
 captured instead of sent to a tracker), plus wall-clock around `training_step` and the optimizer step callbacks.
 """
 import argparse, contextlib, json, statistics, tempfile, time, warnings
+from pathlib import Path
 
 import torch
 
@@ -203,6 +204,7 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=1, help='untimed steps of each trainer first')
     ap.add_argument('--threads', type=int, default=2, help='torch CPU threads for both (the main job: 2)')
     ap.add_argument('--no-filter-row', action='store_true', help='skip the row of the main job with its online filter on')
+    ap.add_argument('--out', default=None, help='also write the table (markdown, with its setting) to this file, e.g. figures/tables/throughput_trl.md')
     a = ap.parse_args(argv)
     require_trl()
     from transformers import TrainerCallback
@@ -245,6 +247,13 @@ def main(argv=None):
             print(f"{k} step {i}{' (warm-up)' if i < W else ''}: {m['seconds']:.2f}s; " + ', '.join(f"{p} {v:.2f}" for p, v in our_split(m).items()))
     print()
     print(markdown(rows, 'TRL GRPOTrainer'))
+    if a.out:
+        import trl
+        title = (f"**Throughput beside TRL {trl.__version__}** (`python tests/bench_trl.py`: {a.prompts} prompts x {a.n} responses, "
+                 f"max {a.max_new_tokens} new tokens, same model, prompts, reward, optimizer and micro-batch ({micro}), float32 on "
+                 f"{a.threads} CPU threads, steps interleaved, {a.warmup} warm-up + {a.steps} timed steps; {time.strftime('%Y-%m-%d')}).")
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(title + '\n\n' + markdown(rows, 'TRL GRPOTrainer') + '\n')
     print(json.dumps({'config': vars(a), 'micro_batch': micro, 'rows': rows}))
 
 

@@ -93,7 +93,7 @@ class TrainConfig:
     eval_top_p: float = _p(0.95, "nucleus mass of the held-out samples (the paper: 0.95)")
     eval_batch_size: int = _p(50, "prompts per generate call in evaluation")
     eval_max_new_tokens: int = _p(0, "response cap in evaluation (0 = max_new_tokens)")
-    grad_share_every: int = _p(1, "measure each family's gradient norm every k steps (0 = never; costs a copy of the gradient per family)")
+    grad_share_every: int = _p(5, "measure each family's share of the update every k steps (0 = never; one extra forward and backward over the batch)")
     save_every: int = _p(10, "checkpoint every k steps (and at the end); 0 = only at the end")
     keep_checkpoints: int = _p(2, "keep the newest k checkpoints")
     resume: bool = _p(False, "continue from the newest checkpoint in output_dir (otherwise a previous run there is replaced)")
