@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['NEURON_DISTS', 'STATIC_ENV', 'PROMPT_BUCKET', 'check_neuron_install', 'is_xla', 'static_shapes', 'sync',
            'compile_count', 'bucket', 'left_pad', 'pad_rows', 'row_mask', 'mm_layout', 'image_features', 'lm_logits',
-           'static_rollout', 'static_response_logprobs']
+           'kv_mask', 'StaticKV', 'static_rollout', 'static_response_logprobs']
 
 # %% ../nbs/04d_xla.ipynb #cdf73372
 import importlib.metadata, importlib.util, os
@@ -120,19 +120,24 @@ def _dense_deepstack(lm):
     try: yield
     finally: del lm._deepstack_process
 
-def lm_logits(model, input_ids, attention_mask, position_ids, src, feats:list|None, keep:torch.Tensor)->torch.Tensor:
-    "(B, len(keep), V) logits at positions `keep`, with fixed-shape operations only (all inputs on the model's device)."
+def _embeds(model, input_ids, src, feats:list|None)->tuple:
+    "Token embeddings with the image features gathered in place, and the DeepStack keywords of the language model."
     lm = model.model.language_model
-    emb = lm.embed_tokens(input_ids)
-    kw = {}
+    emb, kw = lm.embed_tokens(input_ids), {}
     if feats is not None:
         idx = torch.where(src >= 0, src, feats[0].shape[0]).flatten()
         def dense(f): return torch.cat([f, f.new_zeros(1, f.shape[-1])]).index_select(0, idx).view(*src.shape, -1).to(emb.dtype)
         emb = torch.where((src >= 0)[..., None], dense(feats[0]), emb)
         if len(feats) > 1: kw = {'visual_pos_masks': src >= 0, 'deepstack_visual_embeds': [dense(f) for f in feats[1:]]}
     if kw and not hasattr(lm, '_deepstack_process'): raise ValueError(f"static shapes: {type(lm).__name__} returned DeepStack features but has no _deepstack_process")
+    return emb, kw
+
+def lm_logits(model, input_ids, attention_mask, position_ids, src, feats:list|None, keep:torch.Tensor, cache=None)->torch.Tensor:
+    "(B, len(keep), V) logits at positions `keep`, with fixed-shape operations only (all inputs on the model's device)."
+    lm = model.model.language_model
+    emb, kw = _embeds(model, input_ids, src, feats)
     with (_dense_deepstack(lm) if kw else _nullctx()):
-        h = lm(inputs_embeds=emb, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **kw).last_hidden_state
+        h = lm(inputs_embeds=emb, attention_mask=attention_mask, position_ids=position_ids, use_cache=cache is not None, cache=cache, **kw).last_hidden_state
     return model.lm_head(h.index_select(1, keep))
 
 @contextmanager
@@ -156,12 +161,42 @@ def _next_token(z:torch.Tensor, # (B, V) float logits of this step
     u = torch.rand(z.shape, generator=gen).clamp_(min=1e-20).to(z.device)   # host noise: the same draws on every device
     return (z - torch.log(-torch.log(u))).argmax(-1)
 
+def kv_mask(key_mask:torch.Tensor, # (B, S) 1 where a key position holds a token (0: left padding)
+            q_pos:torch.Tensor, # (q,) positions of the queries, on the device
+            dtype:torch.dtype)->torch.Tensor:
+    "(B, 1, q, S) additive attention mask over the whole static length: 0 where a query may see a key, the dtype's min elsewhere."
+    S = key_mask.shape[1]
+    ok = (torch.arange(S, device=key_mask.device)[None] <= q_pos[:, None])[None] & key_mask.bool()[:, None]
+    return torch.zeros(ok.shape, dtype=dtype, device=key_mask.device).masked_fill(~ok, torch.finfo(dtype).min)[:, None]
+
+class StaticKV:
+    "A static KV cache for HF attention layers: per layer (B, heads, S, head_dim) keys and values, written at the positions `at`."
+    def __init__(self, S:int): self.S, self.kv, self.at = S, {}, None
+    def update(self, k, v, layer_idx, *args, **kwargs):
+        if layer_idx not in self.kv: self.kv[layer_idx] = tuple(x.new_zeros(*x.shape[:2], self.S, x.shape[-1]) for x in (k, v))
+        K, V = self.kv[layer_idx]
+        K.index_copy_(2, self.at, k); V.index_copy_(2, self.at, v)
+        return K, V
+
+def _prefill(model, cache:StaticKV, ids, key_mask, pos, src, feats)->torch.Tensor:
+    "The padded prompts (B, Lb) into `cache` at 0..Lb-1; (B, V) logits of the last prompt position."
+    cache.at = torch.arange(ids.shape[1], device=ids.device)
+    mask = kv_mask(key_mask, cache.at, model.lm_head.weight.dtype)
+    return lm_logits(model, ids, mask, pos, src, feats, cache.at[-1:], cache=cache)[:, 0]
+
+def _decode(model, cache:StaticKV, tok, key_mask, pos, at)->torch.Tensor:
+    "One decode step: tokens (B,) at position `at` (a (1,) device tensor) into `cache`; (B, V) logits there."
+    lm, cache.at = model.model.language_model, at
+    mask = kv_mask(key_mask, at, model.lm_head.weight.dtype)
+    h = lm(inputs_embeds=lm.embed_tokens(tok[:, None]), attention_mask=mask, position_ids=pos.index_select(2, at), use_cache=True, cache=cache).last_hidden_state
+    return model.lm_head(h[:, 0])
+
 def _pad_records(records:list)->list:
     "Records padded to a power-of-two count with copies of the last one."
     return list(records) + [records[-1]]*(bucket(len(records)) - len(records))
 
 def static_rollout(model, processor, records:list, n:int=8, temperature:float=1.0, top_p:float=1.0, max_new_tokens:int=128,
-                   seed:int|None=None, logprobs:str='generate', micro_batch:int=32, with_entropy:bool=False)->'policy.Rollout':
+                   seed:int|None=None, logprobs:str='generate', micro_batch:int=32, with_entropy:bool=False, kv_cache:bool=True)->'policy.Rollout':
     "`policy.rollout` at fixed shapes (see above); the arguments are checked there."
     P, dev = len(records), model.device
     enc = policy.encode_prompts(processor, _pad_records(records))
@@ -183,8 +218,12 @@ def static_rollout(model, processor, records:list, n:int=8, temperature:float=1.
     with policy.eval_mode(model), torch.no_grad():
         feats = image_features(model, enc['pixel_values'].to(dev), enc['image_grid_thw'].to(dev)) if 'pixel_values' in enc else None
         sync(dev)
+        cache = StaticKV(Lb + T) if kv_cache else None
         for t in range(T):
-            z = lm_logits(model, ids, am, pos, src, feats, cur)[:, 0].float()
+            if not kv_cache: z = lm_logits(model, ids, am, pos, src, feats, cur)[:, 0]
+            elif t == 0: z = _prefill(model, cache, ids[:, :Lb], am, pos[..., :Lb], src[:, :Lb], feats)
+            else: z = _decode(model, cache, tok, am, pos, cur)   # the token of the last step, at position cur
+            z = z.float()
             tok = torch.where(done, pad, _next_token(z, temperature, top_p, sup_t, gen))
             done = done | torch.isin(tok, stop_t)
             cur = cur + 1
