@@ -118,6 +118,7 @@ def load_policy(model:str|Path=DEFAULT_MODEL, # local folder or hub id of a visi
                          "(AutoModelForImageTextToText does not support it; expected e.g. qwen3_vl, qwen2_5_vl)")
     dev = pick_device(device)
     m = AutoModelForImageTextToText.from_pretrained(src, config=config, dtype=DTYPES[dtype]).to(dev).eval()
+    if torch.device(dev).type == 'xla': m.tie_weights()   # torch-xla's .to() unties shared parameters (lm_head / embed_tokens): tie them again
     processor = AutoProcessor.from_pretrained(src)
     if getattr(processor, 'image_processor', None) is None:
         raise ValueError(f"load_policy: the processor of {src!r} ({type(processor).__name__}) has no image processor")

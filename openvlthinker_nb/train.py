@@ -275,6 +275,7 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         delta = paired_delta(*(pd.read_csv(out/f'heldout_{n}.csv', dtype={'problem_id': str}) for n in ('before', 'after')))
         res = {'protocol': protocol, 'before': before, 'after': after, 'delta': delta}
         (out/'eval.json').write_text(json.dumps(res, indent=1))
+        if d.device.type == 'xla': run.model.to('cpu').tie_weights()   # safetensors reads host storage, XLA tensors have none; .to() unties
         with _quiet_hf(): run.model.save_pretrained(out/'final'); run.processor.save_pretrained(out/'final')
         import matplotlib.pyplot as plt
         differs = main_job_differences(cfg)
