@@ -16,7 +16,8 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
-bench_requirements = shlex.split(cfg.get('bench_requirements', ''))   # pip install -e ".[bench]"
+extras = {'dev': dev_requirements}   # `xla`, `neuron` and `bench`: from settings.ini's `<name>_requirements`
+for name in ('xla', 'neuron', 'bench'): extras[name] = shlex.split(cfg.get(f'{name}_requirements', ''))
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 
@@ -32,7 +33,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'bench': bench_requirements},
+    extras_require=extras,
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -40,6 +40,8 @@ def _xla_device(index:int|None=None):
     "The default XLA device (Trainium/TPU through torch_xla), or an error when torch_xla is missing."
     if importlib.util.find_spec('torch_xla') is None:
         raise RuntimeError("pick_device: device='xla' needs torch_xla (on Trainium: the torch-neuronx stack) and PJRT_DEVICE set")
+    from openvlthinker_nb.xla import check_neuron_install
+    check_neuron_install()   # PyPI's empty torch-neuronx / neuronx-cc placeholders: a clear error, not an ImportError inside torch-xla
     import torch_xla.core.xla_model as xm
     return xm.xla_device(index) if index is not None else xm.xla_device()
 
@@ -116,6 +118,7 @@ def load_policy(model:str|Path=DEFAULT_MODEL, # local folder or hub id of a visi
                          "(AutoModelForImageTextToText does not support it; expected e.g. qwen3_vl, qwen2_5_vl)")
     dev = pick_device(device)
     m = AutoModelForImageTextToText.from_pretrained(src, config=config, dtype=DTYPES[dtype]).to(dev).eval()
+    if torch.device(dev).type == 'xla': m.tie_weights()   # torch-xla's .to() unties shared parameters (lm_head / embed_tokens): tie them again
     processor = AutoProcessor.from_pretrained(src)
     if getattr(processor, 'image_processor', None) is None:
         raise ValueError(f"load_policy: the processor of {src!r} ({type(processor).__name__}) has no image processor")
@@ -147,6 +150,7 @@ class Rollout:
     temperature: float = 1.0        # sampling temperature (0 = greedy)
     top_p: float = 1.0              # nucleus mass used when sampling
     suppress_ids: tuple = ()        # token ids banned from responses (vision placeholders)
+    fixed_shapes: bool = False      # from `xla.static_rollout`: prompts bucketed, responses max_new_tokens long (never trimmed)
 
     def __len__(self): return len(self.prompt_idx)
 
@@ -289,6 +293,10 @@ def rollout(model, # a HF vision-language model (e.g. from `load_policy`)
     if logprobs not in LOGPROB_SOURCES: raise ValueError(f"rollout: unknown logprobs source {logprobs!r}; expected one of {sorted(LOGPROB_SOURCES)}")
     if n < 1 or max_new_tokens < 1: raise ValueError(f"rollout: n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1: raise ValueError(f"rollout: need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    from openvlthinker_nb import xla
+    if xla.static_shapes(model):   # XLA: the fixed-shape rollout (openvlthinker_nb.xla)
+        return xla.static_rollout(model, processor, records, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                  seed=seed, logprobs=logprobs, micro_batch=micro_batch, with_entropy=with_entropy)
     enc = encode_prompts(processor, records)
     P = enc['input_ids'].shape[0]
     ro = Rollout(prompt_idx=torch.arange(P).repeat_interleave(n), prompt_ids=enc['input_ids'], prompt_mask=enc['attention_mask'],
@@ -354,6 +362,8 @@ def response_logprobs(model, # the policy (in train or eval mode)
                       temperature:float|None=None, # None: the rollout's temperature (1 when it was greedy)
                      )->tuple:
     "Per-token log-probs (N, T) and entropies (N, T) of the rollout's responses under `model`, with grad."
+    from openvlthinker_nb import xla
+    if xla.static_shapes(model): return xla.static_response_logprobs(model, ro, micro_batch, with_entropy, temperature)
     temp = temperature if temperature is not None else (ro.temperature or 1.0)
     dev, T = model.device, ro.response_ids.shape[1]
     logps, ents = [], []

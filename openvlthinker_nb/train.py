@@ -154,6 +154,8 @@ def setup(cfg:TrainConfig)->Run:
         ref.requires_grad_(False).eval()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             weight_decay=cfg.weight_decay)
+    if d.device.type == 'xla':   # an XLA step boundary after every optimizer step
+        from openvlthinker_nb.xla import sync; opt.register_step_post_hook(lambda *_: sync(d.device))
     total = cfg.max_steps * cfg.updates_per_step * cfg.ppo_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(LR_SCHEDULES[cfg.lr_schedule], total=total, warmup=cfg.warmup_steps))
     sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
@@ -278,6 +280,7 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         delta = paired_delta(*(pd.read_csv(out/f'heldout_{n}.csv', dtype={'problem_id': str}) for n in ('before', 'after')))
         res = {'protocol': protocol, 'before': before, 'after': after, 'delta': delta}
         (out/'eval.json').write_text(json.dumps(res, indent=1))
+        if d.device.type == 'xla': run.model.to('cpu').tie_weights()   # safetensors reads host storage, XLA tensors have none; .to() unties
         with _quiet_hf(): run.model.save_pretrained(out/'final'); run.processor.save_pretrained(out/'final')
         import matplotlib.pyplot as plt
         differs = main_job_differences(cfg)

@@ -33,7 +33,9 @@ def test_settings_keep_cell_tags_and_pins():
     assert d['allowed_cell_metadata_keys'].strip() == 'tags'   # papermill's `parameters` tag survives nbdev_clean
     assert 'slow' in d['tst_flags']
     assert 'nbdev==2.4.14' in d['dev_requirements'] and 'execnb==0.1.14' in d['dev_requirements']
-    assert 'torch==' in d['requirements'] and 'torchvision==' in d['requirements']
+    assert 'torch==2.15.0' in d['dev_requirements'] and 'torchvision==0.29.2' in d['dev_requirements']   # the main environment's pair
+    assert 'torch==2.9.0' in d['xla_requirements'] and 'torch-xla==2.9.0' in d['xla_requirements']         # the XLA environment's
+    assert 'torch-neuronx==2.9' in d['neuron_requirements'] and 'neuronx-cc' in d['neuron_requirements']
 
 
 def test_paper_results_in_repo():

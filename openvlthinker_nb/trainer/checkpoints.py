@@ -35,7 +35,9 @@ def save_checkpoint(out:Path, step:int, model, opt, sched, sampler:FamilySampler
     root = Path(out)/'checkpoints'; final, tmp = root/f'step_{step:06d}', root/f'.tmp_step_{step:06d}'
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp/'model.safetensors'))
+    if next(model.parameters()).device.type == 'xla':   # XLA tensors have no host storage for safetensors to inspect: save host copies
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp/'model.safetensors'))
+    else: save_model(model, str(tmp/'model.safetensors'))
     tensors, meta = _opt_to_tensors(opt.state_dict())
     save_file(tensors, str(tmp/'optimizer.safetensors'))
     np_state = np.random.get_state()

@@ -91,7 +91,7 @@ class Part:
 
 def _select(ro, rows:torch.Tensor):
     "The rollout restricted to response `rows` (prompts shared), trimmed to the longest kept response."
-    T = max(1, int(ro.n_tokens[rows].max())) if len(rows) else 1
+    T = ro.response_ids.shape[1] if ro.fixed_shapes else max(1, int(ro.n_tokens[rows].max())) if len(rows) else 1   # XLA: never trimmed
     return dataclasses.replace(ro, prompt_idx=ro.prompt_idx[rows], response_ids=ro.response_ids[rows, :T],
                                response_mask=ro.response_mask[rows, :T], logprobs=ro.logprobs[rows, :T],
                                n_tokens=ro.n_tokens[rows], texts=[ro.texts[i] for i in rows.tolist()])

@@ -90,13 +90,17 @@ def minibatch_context(parts:list, old:list, rows:list, task:torch.Tensor, sel:li
     return norm, w_row, pen
 
 # %% ../../nbs/05d_trainer_update.ipynb #587268ed
+from .. import xla
+
 def micro_step(model, part:Part, r_idx:torch.Tensor, adv:torch.Tensor, w_ent:torch.Tensor, lp_old_part:torch.Tensor,
                norm:torch.Tensor, cfg:TrainConfig, ref_model=None)->tuple:
     "Forward, loss and backward of one micro-batch (responses `r_idx` of `part`); returns (stats, per-row tensors, seconds)."
+    n = len(r_idx)   # fixed shapes (XLA): padded to `micro_batch` rows, the padding masked out
+    if part.ro.fixed_shapes: r_idx, adv, w_ent = xla.pad_rows(r_idx, adv, w_ent, size=cfg.micro_batch)
     sub = _select(part.ro, r_idx)
     t0 = time.perf_counter()
     logp, h_exact = policy.response_logprobs(model, sub, micro_batch=len(r_idx), with_entropy=True)
-    mask = sub.response_mask.to(logp.device)
+    mask = xla.row_mask(sub.response_mask, n).to(logp.device)
     lp_old = lp_old_part[r_idx, :mask.shape[1]].to(logp.device)
     lp_ref = None
     if ref_model is not None:
@@ -108,8 +112,9 @@ def micro_step(model, part:Part, r_idx:torch.Tensor, adv:torch.Tensor, w_ent:tor
         h = ENTROPY_SURROGATES[cfg.entropy_estimator](logp, h_exact)
         loss = loss + cfg.entropy_coef * (h * mask * w_ent.to(h.device)[:, None]).sum()
     loss.backward()
-    m64 = mask.detach().double().cpu()
-    rows = {'entropy': (h_exact.detach().double().cpu() * m64).sum(1), 'entropy_sampled': (-lp_old.double().cpu() * m64).sum(1), 'tokens': m64.sum(1)}
+    xla.sync(logp.device)   # XLA step boundary: one graph per micro-batch
+    m64 = mask.detach().double().cpu()[:n]
+    rows = {'entropy': (h_exact.detach().double().cpu()[:n] * m64).sum(1), 'entropy_sampled': (-lp_old.double().cpu()[:n] * m64).sum(1), 'tokens': m64.sum(1)}
     return st, rows, (t1 - t0, time.perf_counter() - t1)
 
 # %% ../../nbs/05d_trainer_update.ipynb #039b8d80
