@@ -19,7 +19,7 @@ from .data import load_onethinker
 from .rewards import score as reward_score
 from .policy import rollout
 from .synthetic import default_split
-from .heldout import _sem, _mean_se
+from .heldout import _sem, _mean_se, first_per_family
 from .policy import load_policy, DEFAULT_MODEL
 from .paths import REPO_ROOT
 from .benchmarks import BENCHMARKS, load_benchmark, score_response
@@ -65,11 +65,7 @@ class SyntheticSource:
     def __init__(self, ds, # a `data.OneThinkerDataset`
                  limit:int=0, # the first `limit` records of each family (0: all)
                 ):
-        seen, keep = {}, []
-        for i, r in enumerate(ds.records):
-            f = r['task_type']
-            if not limit or seen.get(f, 0) < limit: seen[f] = seen.get(f, 0) + 1; keep.append(i)
-        self.ds = ds.select(keep)
+        self.ds = first_per_family(ds, limit)
         self.ids = [str(r['problem_id']) for r in self.ds.records]
         self.malformed = [(str(ident), reason) for reason, ids in ds.report.skipped.items() for ident in ids]  # skipped at load
     def __len__(self): return len(self.ds)

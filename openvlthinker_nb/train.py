@@ -21,7 +21,7 @@ from fastcore.script import call_parse, Param
 from .paths import save_fig
 from .data import load_onethinker, TASK_TYPES
 from . import policy
-from .heldout import EvalProtocol, score_records, summarize_scores, paired_delta
+from .heldout import EvalProtocol, score_records, summarize_scores, paired_delta, first_per_family
 from .trainer.config import LR_SCHEDULES, TASK_KEYS, TrainConfig, repo_path, resolve_data, resolve_model
 from .trainer.dist import Dist, broadcast_obj, init_dist
 from .trainer.collect import StepTable, FamilySampler, batch_advantages, collect, derive_seed, shuffle_within_groups, task_advantages
@@ -127,14 +127,6 @@ class Run:
     ref_model: object = None
     step: int = 0
 
-def _eval_subset(ds, limit:int):
-    "The first `limit` records of each family (all when 0)."
-    if not limit: return ds
-    seen, idx = {}, []
-    for i, r in enumerate(ds.records):
-        if seen.get(r['task_type'], 0) < limit: seen[r['task_type']] = seen.get(r['task_type'], 0) + 1; idx.append(i)
-    return ds.select(idx)
-
 def setup(cfg:TrainConfig)->Run:
     "Process group, model, data, sampler, optimizer and scheduler of a run."
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
@@ -143,7 +135,7 @@ def setup(cfg:TrainConfig)->Run:
     out = repo_path(cfg.output_dir)
     img = repo_path(cfg.image_root) if cfg.image_root else None
     train_ds = load_onethinker(resolve_data(cfg.train_data, 'rl'), image_root=img)
-    eval_ds = _eval_subset(load_onethinker(resolve_data(cfg.eval_data, 'test'), image_root=img), cfg.eval_limit)
+    eval_ds = first_per_family(load_onethinker(resolve_data(cfg.eval_data, 'test'), image_root=img), cfg.eval_limit)
     with _quiet_hf():
         model, processor = policy.load_policy(resolve_model(cfg.model), dtype=cfg.dtype, device=str(d.device),
                                               gradient_checkpointing=cfg.gradient_checkpointing, freeze_vision=cfg.freeze_vision)
