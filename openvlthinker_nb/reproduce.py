@@ -8,6 +8,7 @@ __all__ = ['LIBRARY_NOTEBOOKS', 'TRIALS', 'QUICK_TRAIN', 'LIBRARY_QUICK', 'PIPEL
 
 # %% ../nbs/09_reproduce.ipynb #95fc72a1
 import argparse, hashlib, importlib.util, json, os, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .paths import REPO_ROOT, FIGURES_ENV
@@ -25,6 +26,7 @@ class Step:
     after: tuple = ()                  # names of the steps whose outputs this one reads
     needs: str|None = None             # a module that must be importable, else the step is skipped (an optional extra)
     sft: bool = False                  # run only with --with-sft
+    group: str|None = None             # consecutive steps of one group are independent and run `jobs` at a time (they must not write under figures/)
 
     def __post_init__(self):
         if (self.notebook is None) == (self.command is None): raise ValueError(f"step {self.name!r}: give exactly one of notebook and command")
@@ -45,7 +47,7 @@ def _library(nb:str)->Step:
 
 def _trial(t:str)->Step:
     q = {**QUICK_TRAIN, 'output_dir': f'runs/quick/trials/{t}'} if t == 't06_control_shuffled' else None
-    return Step(f'trial_{t}', notebook='05_train.ipynb', param_file=f'nbs/params/trials/{t}.yaml', quick=q, after=('data',))
+    return Step(f'trial_{t}', notebook='05_train.ipynb', param_file=f'nbs/params/trials/{t}.yaml', quick=q, after=('data',), group='trials')
 
 PIPELINE = [
     Step('sft_model', notebook='04a_sft.ipynb', params={'regenerate': True}, sft=True),
@@ -126,10 +128,29 @@ def _load(p:Path)->dict: return json.loads(p.read_text()) if p.exists() else {}
 def _save(p:Path, d:dict): p.parent.mkdir(parents=True, exist_ok=True); p.write_text(json.dumps(d, indent=1, sort_keys=True))
 
 # %% ../nbs/09_reproduce.ipynb #5a2de32a
+def _batches(plan:list)->list:
+    "Consecutive steps of one `group` in one batch; every other step a batch of its own."
+    out = []
+    for s in plan:
+        if out and s.group is not None and out[-1][-1].group == s.group: out[-1].append(s)
+        else: out.append([s])
+    return out
+
+def _execute(step:Step, params:dict, nbs:Path, nb_dir:Path, root:Path, label:str)->tuple:
+    "Run one step, printing `label` as it starts; (seconds, the StepFailed or None)."
+    print(f"{label}: {step.notebook or 'python ' + ' '.join(step.command)} ...", flush=True)
+    t0 = time.time()
+    try:
+        if step.notebook: _run_notebook(step, params, nbs, nb_dir/f'{step.name}.ipynb', root)
+        else: _run_command(step, nb_dir/f'{step.name}.log', root)
+    except StepFailed as e: return time.time() - t0, e
+    return time.time() - t0, None
+
 def reproduce(quick:bool=False, # smoke scale, everything under runs/quick/
               force:bool=False, # redo steps that are up to date
               with_sft:bool=False, # also retrain the shipped model first
               only:list|None=None, # run just these steps (names of PIPELINE)
+              jobs:int=2, # steps of one group (the trials) run this many at a time
               pipeline:list|None=None, # the steps (PIPELINE by default)
               root:Path=REPO_ROOT, # the repository
               nbs:Path|None=None, # where the notebooks are (root/'nbs' by default)
@@ -139,64 +160,72 @@ def reproduce(quick:bool=False, # smoke scale, everything under runs/quick/
     if only:
         bad = sorted(set(only) - {s.name for s in steps})
         if bad: raise ValueError(f"unknown step(s) {bad}; the steps are {[s.name for s in steps]}")
+    if jobs < 1: raise ValueError(f"jobs={jobs}: at least one step at a time")
     base = root/'runs'/'quick' if quick else root/'runs'
     nb_dir, fig_dir = base/'notebooks', (base/'figures' if quick else root/'figures')
     nb_dir.mkdir(parents=True, exist_ok=True); fig_dir.mkdir(parents=True, exist_ok=True)
     state, manifest = _load(nb_dir/'state.json'), _load(fig_dir/'MANIFEST.json')
     code = package_hash(root); version = _code_version(root, code)
     plan = [s for s in steps if step_params(s, quick, root) is not None and (with_sft or not s.sft) and (not only or s.name in only)]
-    times, t_all, env_before = [], time.time(), os.environ.get(FIGURES_ENV)
+    number = {s.name: i for i, s in enumerate(plan, 1)}
+    tag = lambda s: f"[{number[s.name]}/{len(plan)}] {s.name}"
+    times, failed, t_all, env_before = [], [], time.time(), os.environ.get(FIGURES_ENV)
     if quick: os.environ[FIGURES_ENV] = str(fig_dir)   # kernels and commands inherit it: figures go to runs/quick/figures
     try:
-        for i, s in enumerate(plan, 1):
-            params = step_params(s, quick, root)
-            what = s.notebook or 'python ' + ' '.join(s.command)
-            if s.needs and importlib.util.find_spec(s.needs) is None:
-                print(f"[{i}/{len(plan)}] {s.name}: skipped ({s.needs} is not installed; it is an optional extra)", flush=True)
-                times.append((s.name, 'skipped: needs ' + s.needs, 0.)); continue
-            key = step_key(s, params, state, nbs, root, code)
-            if not force and state.get(s.name, {}).get('key') == key:
-                print(f"[{i}/{len(plan)}] {s.name}: up to date", flush=True); times.append((s.name, 'up to date', 0.)); continue
-            print(f"[{i}/{len(plan)}] {s.name}: {what} ...", flush=True)
-            before, t0 = _snapshot(fig_dir), time.time()
-            try:
-                if s.notebook: _run_notebook(s, params, nbs, nb_dir/f'{s.name}.ipynb', root)
-                else: _run_command(s, nb_dir/f'{s.name}.log', root)
-            except StepFailed as e:
-                times.append((s.name, 'FAILED', time.time() - t0))
-                print(f"FAILED {e}\nFinished steps are kept; rerun the same command to resume from {s.name}.", flush=True)
+        for batch in _batches(plan):
+            todo = []
+            for s in batch:
+                params = step_params(s, quick, root)
+                if s.needs and importlib.util.find_spec(s.needs) is None:
+                    print(f"{tag(s)}: skipped ({s.needs} is not installed; it is an optional extra)", flush=True)
+                    times.append((s.name, 'skipped: needs ' + s.needs, 0.)); continue
+                key = step_key(s, params, state, nbs, root, code)
+                if not force and state.get(s.name, {}).get('key') == key:
+                    print(f"{tag(s)}: up to date", flush=True); times.append((s.name, 'up to date', 0.)); continue
+                todo.append((s, params, key))
+            seen = _snapshot(fig_dir)
+            with ThreadPoolExecutor(min(jobs, max(1, len(todo)))) as pool:
+                running = {}
+                for s, params, key in todo: running[pool.submit(_execute, s, params, nbs, nb_dir, root, tag(s))] = (s, params, key)
+                for fut in as_completed(running):
+                    (s, params, key), (secs, err) = running[fut], fut.result()
+                    if err:
+                        times.append((s.name, 'FAILED', secs)); failed.append(s.name); print(f"FAILED {err}", flush=True); continue
+                    now = _snapshot(fig_dir)
+                    made, seen = sorted(f for f in now if seen.get(f) != now[f]), now
+                    what = s.notebook or 'python ' + ' '.join(s.command)
+                    state[s.name] = {'key': key, 'seconds': round(secs, 1), 'finished': time.strftime('%Y-%m-%d %H:%M:%S'), 'outputs': made}
+                    for f in made: manifest[f] = {'step': s.name, 'made_by': what, 'param_file': s.param_file, 'parameters': params, 'code_version': version}
+                    _save(nb_dir/'state.json', state); _save(fig_dir/'MANIFEST.json', manifest)
+                    times.append((s.name, 'ran', secs))
+                    print(f"{tag(s)}: done in {secs/60:.1f} min ({len(made)} file(s) written under {fig_dir.name}/)", flush=True)
+            if failed:
+                print(f"Finished steps are kept; rerun the same command to resume from {', '.join(failed)}.", flush=True)
                 return 1
-            secs = time.time() - t0
-            after = _snapshot(fig_dir)
-            made = sorted(f for f in after if before.get(f) != after[f])
-            state[s.name] = {'key': key, 'seconds': round(secs, 1), 'finished': time.strftime('%Y-%m-%d %H:%M:%S'), 'outputs': made}
-            for f in made: manifest[f] = {'step': s.name, 'made_by': what, 'param_file': s.param_file, 'parameters': params, 'code_version': version}
-            _save(nb_dir/'state.json', state); _save(fig_dir/'MANIFEST.json', manifest)
-            times.append((s.name, 'ran', secs))
-            print(f"[{i}/{len(plan)}] {s.name}: done in {secs/60:.1f} min ({len(made)} file(s) written under {fig_dir.name}/)", flush=True)
     finally:
         if quick:
             if env_before is None: os.environ.pop(FIGURES_ENV, None)
             else: os.environ[FIGURES_ENV] = env_before
         lines = ['| step | status | minutes |', '|---|---|---|'] + [f'| {n} | {st} | {sec/60:.1f} |' for n, st, sec in times]
-        (nb_dir/'times.md').write_text('\n'.join(lines) + f"\n\nTotal: {(time.time() - t_all)/60:.1f} min\n")
+        (nb_dir/'times.md').write_text('\n'.join(lines) + f"\n\nTotal: {(time.time() - t_all)/60:.1f} min (wall; steps of a group overlap)\n")
     print(f"all {len(plan)} steps finished in {(time.time() - t_all)/60:.1f} min; times in {nb_dir/'times.md'}", flush=True)
     return 0
 
 # %% ../nbs/09_reproduce.ipynb #623d32d8
 def main(argv:list|None=None):
-    "Command line: `python -m openvlthinker_nb.reproduce [--quick] [--force] [--with-sft] [--only STEP ...] [--list]`."
+    "Command line: `python -m openvlthinker_nb.reproduce [--quick] [--force] [--with-sft] [--only STEP ...] [--jobs N] [--list]`."
     ap = argparse.ArgumentParser(description='Regenerate every figure and table of the kit by executing its notebooks.')
     ap.add_argument('--quick', action='store_true', help='the same pipeline at smoke scale, under runs/quick/ (minutes)')
     ap.add_argument('--force', action='store_true', help='redo steps that are up to date')
     ap.add_argument('--with-sft', action='store_true', help='also retrain data/tiny-qwen3-vl first (about 14 minutes)')
     ap.add_argument('--only', nargs='+', metavar='STEP', help='run only these steps')
+    ap.add_argument('--jobs', type=int, default=2, metavar='N', help='steps of one group (the trials, one torch thread each) at a time (default 2)')
     ap.add_argument('--list', action='store_true', help='print the steps and exit')
     a = ap.parse_args(argv)
     if a.list:
         for s in PIPELINE: print(f"{s.name:32s} {s.notebook or 'python ' + ' '.join(s.command)}" + (f"  -f {s.param_file}" if s.param_file else ''))
         return 0
-    return reproduce(quick=a.quick, force=a.force, with_sft=a.with_sft, only=a.only)
+    return reproduce(quick=a.quick, force=a.force, with_sft=a.with_sft, only=a.only, jobs=a.jobs)
 
 # %% ../nbs/09_reproduce.ipynb #c615c5f9
 #| eval: false
