@@ -28,6 +28,9 @@ class Step:
     sft: bool = False                  # run only with --with-sft
     group: str|None = None             # consecutive steps of one group are independent and run `jobs` at a time (they must not write under figures/)
 
+    @property
+    def what(self)->str: return self.notebook or 'python ' + ' '.join(self.command)   # what it runs, for messages and the manifest
+
     def __post_init__(self):
         if (self.notebook is None) == (self.command is None): raise ValueError(f"step {self.name!r}: give exactly one of notebook and command")
 
@@ -138,7 +141,7 @@ def _batches(plan:list)->list:
 
 def _execute(step:Step, params:dict, nbs:Path, nb_dir:Path, root:Path, label:str)->tuple:
     "Run one step, printing `label` as it starts; (seconds, the StepFailed or None)."
-    print(f"{label}: {step.notebook or 'python ' + ' '.join(step.command)} ...", flush=True)
+    print(f"{label}: {step.what} ...", flush=True)
     t0 = time.time()
     try:
         if step.notebook: _run_notebook(step, params, nbs, nb_dir/f'{step.name}.ipynb', root)
@@ -193,9 +196,8 @@ def reproduce(quick:bool=False, # smoke scale, everything under runs/quick/
                         times.append((s.name, 'FAILED', secs)); failed.append(s.name); print(f"FAILED {err}", flush=True); continue
                     now = _snapshot(fig_dir)
                     made, seen = sorted(f for f in now if seen.get(f) != now[f]), now
-                    what = s.notebook or 'python ' + ' '.join(s.command)
                     state[s.name] = {'key': key, 'seconds': round(secs, 1), 'finished': time.strftime('%Y-%m-%d %H:%M:%S'), 'outputs': made}
-                    for f in made: manifest[f] = {'step': s.name, 'made_by': what, 'param_file': s.param_file, 'parameters': params, 'code_version': version}
+                    for f in made: manifest[f] = {'step': s.name, 'made_by': s.what, 'param_file': s.param_file, 'parameters': params, 'code_version': version}
                     _save(nb_dir/'state.json', state); _save(fig_dir/'MANIFEST.json', manifest)
                     times.append((s.name, 'ran', secs))
                     print(f"{tag(s)}: done in {secs/60:.1f} min ({len(made)} file(s) written under {fig_dir.name}/)", flush=True)
@@ -223,7 +225,7 @@ def main(argv:list|None=None):
     ap.add_argument('--list', action='store_true', help='print the steps and exit')
     a = ap.parse_args(argv)
     if a.list:
-        for s in PIPELINE: print(f"{s.name:32s} {s.notebook or 'python ' + ' '.join(s.command)}" + (f"  -f {s.param_file}" if s.param_file else ''))
+        for s in PIPELINE: print(f"{s.name:32s} {s.what}" + (f"  -f {s.param_file}" if s.param_file else ''))
         return 0
     return reproduce(quick=a.quick, force=a.force, with_sft=a.with_sft, only=a.only, jobs=a.jobs)
 
