@@ -8,7 +8,7 @@ on a machine whose cores are busy with other jobs, multi-threaded runs mostly me
 """
 import argparse, time
 import torch
-from openvlthinker_nb.advantages import g2rpo, simulate_batch, TIE_QUANTUM, REWARD_TOPOLOGIES
+from openvlthinker_nb.algos.advantages import g2rpo, simulate_batch, TIE_QUANTUM, REWARD_TOPOLOGIES
 
 def _buckets(ids):
     "Indices of each distinct id, the way a loop implementation usually gets them: one sort, then a Python list."

@@ -9,10 +9,11 @@ import argparse, json, time
 
 import torch
 
-from openvlthinker_nb.data import load_onethinker
-from openvlthinker_nb.synthetic import default_split
-from openvlthinker_nb.policy import DEFAULT_MODEL, load_policy, response_logprobs, rollout
-from openvlthinker_nb.sft import build_model, sft, torch_threads
+from openvlthinker_nb.tasks.data import load_onethinker
+from openvlthinker_nb.tasks.synthetic import default_split
+from openvlthinker_nb.policy.load import DEFAULT_MODEL, load_policy
+from openvlthinker_nb.policy.rollout import response_logprobs, rollout
+from openvlthinker_nb.trainer.sft import build_model, sft, torch_threads
 
 
 def main(argv=None):

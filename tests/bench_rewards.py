@@ -9,7 +9,8 @@ the same group (what a converging policy produces), (3) math only, with LaTeX an
 made up here in the OneThinker format; nothing is read from disk.
 """
 import argparse, random, time
-from openvlthinker_nb.rewards import MATH_VERIFIER, score_batch
+from openvlthinker_nb.tasks.mathverify import MATH_VERIFIER
+from openvlthinker_nb.tasks.rewards import score_batch
 
 WORDS = 'the red blue green circle square triangle is at left right top bottom of above below bar value reads so'.split()
 

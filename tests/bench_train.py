@@ -7,7 +7,8 @@ The machine is shared: numbers taken while other jobs run are pessimistic.
 """
 import argparse, json, tempfile, time
 import torch
-from openvlthinker_nb.train import TrainConfig, setup, rl_step, parse_override
+from openvlthinker_nb.trainer.config import TrainConfig
+from openvlthinker_nb.trainer.loop import setup, rl_step, parse_override
 
 PHASES = ('generate', 'score', 'logprobs', 'update')
 

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import torch
 
-from openvlthinker_nb.train import TrainConfig, setup, rl_step
+from openvlthinker_nb.trainer.config import TrainConfig
+
+from openvlthinker_nb.trainer.loop import setup, rl_step
 from openvlthinker_nb.trainer.collect import FamilySampler
-from openvlthinker_nb.data import TASK_TYPES
-from openvlthinker_nb.rewards import score_batch
+from openvlthinker_nb.tasks.vocab import TASK_TYPES
+from openvlthinker_nb.tasks.rewards import score_batch
 from openvlthinker_nb import policy
 
 TRL_VERSION = '1.16.0'   # the version settings.ini's `bench` extra pins; checked with transformers 5.x here

@@ -1,7 +1,7 @@
 "Checks of openvlthinker_nb.advantages that are awkward inside the notebook: contract, structure, dtypes, the benchmark."
 import ast, importlib.util, inspect, subprocess, sys, textwrap
 import pytest, torch
-from openvlthinker_nb import advantages as adv
+from openvlthinker_nb.algos import advantages as adv
 from openvlthinker_nb.paths import REPO_ROOT
 
 BENCH = REPO_ROOT/'tests'/'bench_advantages.py'

@@ -5,9 +5,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from openvlthinker_nb.benchmarks import (BENCHMARKS, Benchmark, BenchmarkSet, MissingBenchmarkData, MalformedRecord,
+from openvlthinker_nb.eval.benchmarks import (BENCHMARKS, Benchmark, BenchmarkSet, MissingBenchmarkData, MalformedRecord,
                                          load_benchmark, score_response, write_fixture, xywh_to_grid)
-from openvlthinker_nb.data import ANSWER_HINTS
+from openvlthinker_nb.tasks.data import ANSWER_HINTS
 from openvlthinker_nb.paths import REPO_ROOT
 
 PAPER_ORDER = ['MMMU', 'MMBench', 'MMStar', 'MathVista', 'MathVerse', 'MathVision', 'AI2D', 'ChartQA', 'CharXiv',

@@ -3,9 +3,10 @@ import hashlib, json, warnings
 from pathlib import Path
 import pytest
 from PIL import Image
-from openvlthinker_nb import synthetic as D
-from openvlthinker_nb.data import load_onethinker, build_messages, summarize, TASK_TYPES, SYSTEM_PROMPT, DataError
-from openvlthinker_nb.synthetic import make_synthetic, default_split, SPLITS
+from openvlthinker_nb.tasks import synthetic as D
+from openvlthinker_nb.tasks.data import load_onethinker, build_messages, summarize, SYSTEM_PROMPT, DataError
+from openvlthinker_nb.tasks.vocab import TASK_TYPES
+from openvlthinker_nb.tasks.synthetic import make_synthetic, default_split, SPLITS
 
 # ---------------------------------------------------------------- fixtures
 
@@ -195,7 +196,7 @@ def test_committed_default_suite_matches_the_generator(tmp_path):
     with pytest.raises(ValueError, match='dev'): default_split('dev')
 
 def test_rewards_score_the_suite_with_three_topologies(tmp_path):
-    from openvlthinker_nb.rewards import score_batch, score
+    from openvlthinker_nb.tasks.rewards import score_batch, score
     ds = load_onethinker(make_synthetic(tmp_path, {'train': 6, 'val': 0, 'test': 0, 'rl': 0}, seed=5, progress=False)['train'])
     recs = list(ds)
     gold = [f"<thinking>{r['solution']}</thinking><answer>{r['answer_text']}</answer>" for r in recs]

@@ -3,8 +3,8 @@ import json, shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from openvlthinker_nb import evaluate as ev
-from openvlthinker_nb.benchmarks import BENCHMARKS, write_fixture
+from openvlthinker_nb.eval import evaluate as ev
+from openvlthinker_nb.eval.benchmarks import BENCHMARKS, write_fixture
 
 
 def _answers(folder, kind):

@@ -6,11 +6,13 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from openvlthinker_nb.data import TASK_TYPES, load_onethinker
-from openvlthinker_nb.synthetic import default_split
-from openvlthinker_nb.policy import (DEFAULT_MODEL, load_policy, pick_device, prompt_inputs, response_logprobs, rollout,
+from openvlthinker_nb.tasks.vocab import TASK_TYPES
+
+from openvlthinker_nb.tasks.data import load_onethinker
+from openvlthinker_nb.tasks.synthetic import default_split
+from openvlthinker_nb.policy.core import (DEFAULT_MODEL, load_policy, pick_device, prompt_inputs, response_logprobs, rollout,
                                      shared_prompt_inputs, stop_ids, pad_id, suppress_ids, takes_encoded_images, vision_tower)
-from openvlthinker_nb.sft import build_model, build_processor, build_tokenizer
+from openvlthinker_nb.trainer.sft import build_model, build_processor, build_tokenizer
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +64,7 @@ def test_shipped_headroom_table():
 
 def test_shipped_headroom_rescored():
     "Rescoring the first 50 test records with the shipped model reproduces its headroom.csv (same protocol, same batch seed)."
-    from openvlthinker_nb.heldout import PROTOCOLS, score_records
+    from openvlthinker_nb.eval.heldout import PROTOCOLS, score_records
     import pandas as pd
     saved = pd.read_csv(DEFAULT_MODEL/'headroom.csv').head(50)
     model, proc = load_policy(DEFAULT_MODEL)
@@ -237,7 +239,7 @@ def test_bad_rollout_arguments(policy, records):
 def test_qwen2_5_vl_loads_rolls_out_and_recomputes(tmp_path, records):
     "A tiny Qwen2.5-VL (its own config, processor and 14 px patches) goes through the same loading, rollout and log-prob path."
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
-    from openvlthinker_nb.sft import CHAT_TEMPLATE
+    from openvlthinker_nb.trainer.sft import CHAT_TEMPLATE
     texts = [x['text'] for r in records for x in r['messages'][0]['content'] if x['type'] == 'text']
     tok = build_tokenizer(texts * 3, vocab_size=400)
     ids = tok.convert_tokens_to_ids

@@ -2,7 +2,7 @@
 import re, sys, configparser
 from pathlib import Path
 from openvlthinker_nb.paths import REPO_ROOT
-from openvlthinker_nb.readme import notebook_to_markdown
+from openvlthinker_nb.report.readme import notebook_to_markdown
 
 README = (REPO_ROOT/'README.md').read_text(encoding='utf-8')
 

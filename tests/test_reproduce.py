@@ -1,7 +1,7 @@
 "The whole pipeline at smoke scale: `python -m openvlthinker_nb.reproduce --quick` runs every notebook, then skips them all."
 import json, os, subprocess, sys
 from openvlthinker_nb.paths import REPO_ROOT
-from openvlthinker_nb.reproduce import PIPELINE, step_params
+from openvlthinker_nb.pipeline.reproduce import PIPELINE, step_params
 
 QUICK = REPO_ROOT/'runs'/'quick'
 

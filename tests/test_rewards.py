@@ -5,9 +5,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from openvlthinker_nb import rewards as R
-from openvlthinker_nb import shaping as S
-from openvlthinker_nb import scorers as B
+from openvlthinker_nb.tasks import rewards as R
+from openvlthinker_nb.algos import shaping as S
+from openvlthinker_nb.eval import scorers as B
 
 # ---------------------------------------------------------------- fixtures (made up, OneThinker schema)
 

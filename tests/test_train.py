@@ -4,12 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from openvlthinker_nb.paths import REPO_ROOT
-from openvlthinker_nb.policy import DEFAULT_MODEL, load_policy
-from openvlthinker_nb.data import TASK_TYPES
-from openvlthinker_nb.synthetic import default_split
-from openvlthinker_nb.train import TrainConfig, train, param_digest, last_checkpoint
+from openvlthinker_nb.policy.load import DEFAULT_MODEL, load_policy
+from openvlthinker_nb.tasks.vocab import TASK_TYPES
+from openvlthinker_nb.tasks.synthetic import default_split
+from openvlthinker_nb.trainer.config import TrainConfig
 
 # tiny settings: 6 prompts (one per family) x 2 responses of <= 10 tokens, 1 held-out record per family
+from openvlthinker_nb.trainer.loop import train, param_digest
+from openvlthinker_nb.trainer.checkpoints import last_checkpoint
 TINY = dict(num_threads=1, max_steps=3, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=6,
             save_every=1, grad_share_every=2, filter_rounds=2, progress=False, copy_figures=False)
 TIME_KEYS = lambda m: {k: v for k, v in m.items() if not k.startswith('time/') and k != 'seconds'}
@@ -121,7 +123,7 @@ def test_parameter_outside_the_short_cell_reaches_the_config(tmp_path):
 def test_entropy_surrogates_gradients():
     "Summed exactly over the vocabulary, the score surrogate's expected gradient is dH/dz; the released one's is 0."
     import torch
-    from openvlthinker_nb.shaping import entropy_from_logits
+    from openvlthinker_nb.algos.shaping import entropy_from_logits
     from openvlthinker_nb.trainer.config import ENTROPY_SOURCES, ENTROPY_SURROGATES
     assert set(ENTROPY_SURROGATES) == set(ENTROPY_SOURCES)
     z = torch.tensor([0.9, -1.2, 0.4, 2.0], dtype=torch.float64, requires_grad=True)

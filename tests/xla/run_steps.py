@@ -3,7 +3,7 @@ counts, held-out summaries) and saves every rollout's tokens and per-token log-p
 import json, os, sys, time
 import torch
 from pathlib import Path
-from openvlthinker_nb.train import train
+from openvlthinker_nb.trainer.loop import train
 from openvlthinker_nb.trainer.config import TrainConfig, resolve_data
 from openvlthinker_nb import xla
 

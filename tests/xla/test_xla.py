@@ -76,7 +76,7 @@ def test_gradients_agree():
     code = """
 import torch, torch_xla
 from openvlthinker_nb import policy, xla
-from openvlthinker_nb.data import load_onethinker
+from openvlthinker_nb.tasks.data import load_onethinker
 from openvlthinker_nb.trainer.config import resolve_data
 ds = load_onethinker(resolve_data('default', 'rl'))
 recs = [ds[i] for i in (1, 2, 3, 4)]
@@ -103,8 +103,8 @@ def test_heldout_on_xla():
     code = """
 import json, os
 from openvlthinker_nb import policy
-from openvlthinker_nb.heldout import EvalProtocol, score_records
-from openvlthinker_nb.data import load_onethinker
+from openvlthinker_nb.eval.heldout import EvalProtocol, score_records
+from openvlthinker_nb.tasks.data import load_onethinker
 from openvlthinker_nb.trainer.config import resolve_data
 ds = load_onethinker(resolve_data('default', 'test')).select(list(range(6)))
 m, p = policy.load_policy(device=os.environ['DEV'])
