@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from ..tasks.vocab import TASK_TYPES
 from ..trainer.config import TrainConfig, repo_path
-from ..trainer.loop import NON_RESULT_FIELDS, GRAD_TERMS
+from ..trainer.loop import NON_RESULT_FIELDS
+from ..trainer.metrics import GRAD_TERMS
 
 # %% ../../nbs/api/07_pipeline/00_ablation_plan.ipynb #b8f45259
 VARIANTS = {  # name -> TrainConfig overrides (the table's rows, in order)

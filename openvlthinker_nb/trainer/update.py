@@ -16,7 +16,8 @@ from ..policy.core import eval_mode
 from ..policy.rollout import response_logprobs
 from .config import ENTROPY_SOURCES, ENTROPY_SURROGATES, N_TASKS, TrainConfig, needs_exact_entropy
 from .dist import Dist, all_sum
-from .collect import Part, _select
+from .collect import Part
+from ..policy.core import select_responses
 
 # %% ../../nbs/api/04_trainer/04_update.ipynb #23d8b779
 AGG_COUNTS = {'token': lambda mask: mask.sum(), 'seq': lambda mask: (mask.sum(-1) > 0).sum()}  # the normaliser of each aggregation
@@ -98,7 +99,7 @@ def micro_step(model, part:Part, r_idx:torch.Tensor, adv:torch.Tensor, w_ent:tor
     "Forward, loss and backward of one micro-batch (responses `r_idx` of `part`); returns (stats, per-row tensors, seconds)."
     n = len(r_idx)   # fixed shapes (XLA): padded to `micro_batch` rows, the padding masked out
     if part.ro.fixed_shapes: r_idx, adv, w_ent = static.pad_rows(r_idx, adv, w_ent, size=cfg.micro_batch)
-    sub = _select(part.ro, r_idx)
+    sub = select_responses(part.ro, r_idx)
     t0 = time.perf_counter()
     logp, h_exact = response_logprobs(model, sub, micro_batch=len(r_idx), with_entropy=True)
     mask = static.row_mask(sub.response_mask, n).to(logp.device)
@@ -148,7 +149,7 @@ def family_gradient_vectors(model, parts:list, # the policy and this process's r
     G = torch.zeros(len(terms), len(TASK_TYPES), sum(p.numel() for p in params))
     if float(norm) > 0:
         for f, pi, pos in micro_batches(sel, rows, fam, cfg.micro_batch):
-            sub = _select(parts[pi].ro, torch.tensor([rows[i][1] for i in pos]))
+            sub = select_responses(parts[pi].ro, torch.tensor([rows[i][1] for i in pos]))
             logp, h = response_logprobs(model, sub, micro_batch=len(pos), with_entropy=cfg.entropy_shaping)
             mask = sub.response_mask.to(logp.device)
             for k, term in enumerate(terms.values()):
