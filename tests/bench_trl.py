@@ -28,7 +28,8 @@ from openvlthinker_nb.trainer.loop import setup, rl_step
 from openvlthinker_nb.trainer.batch import FamilySampler
 from openvlthinker_nb.tasks.vocab import TASK_TYPES
 from openvlthinker_nb.tasks.rewards import score_batch
-from openvlthinker_nb import policy
+from openvlthinker_nb.policy.load import DEFAULT_MODEL
+from openvlthinker_nb.policy.core import suppress_ids
 
 TRL_VERSION = '1.16.0'   # the version settings.ini's `bench` extra pins; checked with transformers 5.x here
 PHASES = ('generate', 'score', 'forward', 'loss_backward_step', 'other')
@@ -109,7 +110,7 @@ def build_trl(run, a, tmp:str, micro:int, callbacks:list):
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
     cfg = run.cfg
-    src = str(policy.DEFAULT_MODEL)
+    src = str(DEFAULT_MODEL)
     model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(src)
     processor.tokenizer.padding_side = 'left'
@@ -120,7 +121,7 @@ def build_trl(run, a, tmp:str, micro:int, callbacks:list):
         max_steps=a.warmup + a.steps, per_device_train_batch_size=micro, gradient_accumulation_steps=total // micro,
         steps_per_generation=total // micro, num_iterations=1, num_generations=a.n, shuffle_dataset=False,
         max_completion_length=a.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
-        generation_kwargs={'suppress_tokens': list(policy.suppress_ids(processor))},
+        generation_kwargs={'suppress_tokens': list(suppress_ids(processor))},
         beta=cfg.kl_coef, epsilon=cfg.eps_low, epsilon_high=cfg.eps_high, loss_type='dapo', scale_rewards='group',
         learning_rate=cfg.lr, weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
         max_grad_norm=cfg.max_grad_norm, lr_scheduler_type='constant', warmup_steps=0, optim='adamw_torch',

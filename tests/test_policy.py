@@ -10,8 +10,10 @@ from openvlthinker_nb.tasks.vocab import TASK_TYPES
 
 from openvlthinker_nb.tasks.data import load_onethinker
 from openvlthinker_nb.tasks.synthetic import default_split
-from openvlthinker_nb.policy.core import (DEFAULT_MODEL, load_policy, pick_device, prompt_inputs, response_logprobs, rollout,
-                                     shared_prompt_inputs, stop_ids, pad_id, suppress_ids, takes_encoded_images, vision_tower)
+from openvlthinker_nb.policy.device import pick_device
+from openvlthinker_nb.policy.load import DEFAULT_MODEL, load_policy, vision_tower
+from openvlthinker_nb.policy.core import pad_id, prompt_inputs, shared_prompt_inputs, stop_ids, suppress_ids, takes_encoded_images
+from openvlthinker_nb.policy.rollout import response_logprobs, rollout
 from openvlthinker_nb.trainer.sft import build_model, build_processor, build_tokenizer
 
 

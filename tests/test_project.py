@@ -21,7 +21,7 @@ def test_ci_runs_the_readme_test_command():
     assert ci[-1].strip() == test_cmd, (ci[-1], test_cmd)
 
 def test_readme_is_generated_from_index():
-    assert notebook_to_markdown(REPO_ROOT/'nbs'/'index.ipynb') == README, "run: python -m openvlthinker_nb.readme"
+    assert notebook_to_markdown(REPO_ROOT/'nbs'/'index.ipynb') == README, "run: python -m openvlthinker_nb.report.readme"
 
 def test_readme_figures_exist():
     for target in re.findall(r'!\[[^\]]*\]\(([^)]+)\)', README):
@@ -48,7 +48,7 @@ def test_paper_results_in_repo():
 
 
 def test_notebooks_cite_nothing_outside_the_repo():
-    for nb in (REPO_ROOT/'nbs').glob('*.ipynb'):
+    for nb in (REPO_ROOT/'nbs').rglob('*.ipynb'):
         text = nb.read_text(encoding='utf-8')
         assert 'METHOD.md' not in text and '../shared' not in text, nb.name
 
@@ -60,7 +60,7 @@ def test_every_import_is_declared():
     cfg = configparser.ConfigParser(); cfg.read(REPO_ROOT/'settings.ini')
     declared = {re.split(r'[<>=\[ ]', r)[0].lower() for r in cfg['DEFAULT']['requirements'].split()}
     stdlib, optional = set(sys.stdlib_module_names), {'torch_xla'}
-    for py in (REPO_ROOT/'openvlthinker_nb').glob('*.py'):
+    for py in (REPO_ROOT/'openvlthinker_nb').rglob('*.py'):
         for node in ast.walk(ast.parse(py.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             for n in names:
@@ -71,5 +71,5 @@ def test_every_import_is_declared():
 
 def test_notebooks_stay_small():
     "Library notebooks keep their (small) outputs so they read without running; none is over 1 MB."
-    sizes = {nb.name: nb.stat().st_size for nb in (REPO_ROOT/'nbs').glob('*.ipynb')}
+    sizes = {nb.name: nb.stat().st_size for nb in (REPO_ROOT/'nbs').rglob('*.ipynb')}
     assert max(sizes.values()) < 1_000_000, sizes

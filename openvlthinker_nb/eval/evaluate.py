@@ -19,7 +19,7 @@ from ..tasks.data import load_onethinker
 from ..tasks.rewards import score as reward_score
 from ..policy.rollout import rollout
 from ..tasks.synthetic import default_split
-from .heldout import _sem, _mean_se, first_per_family
+from .heldout import PROTOCOLS as HELDOUT, first_per_family, mean_se, sem
 from ..policy.load import load_policy, DEFAULT_MODEL
 from ..paths import REPO_ROOT
 from .benchmarks import BENCHMARKS, load_benchmark, score_response
@@ -47,7 +47,7 @@ class Protocol:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 PROTOCOLS = {'greedy': lambda n_samples, max_new_tokens, seed: Protocol('greedy', 1, 0.0, 1.0, max_new_tokens, seed),
-             'paper': lambda n_samples, max_new_tokens, seed: Protocol('paper', n_samples, 0.7, 0.95, max_new_tokens, seed)}
+             'paper': lambda n_samples, max_new_tokens, seed: Protocol('paper', n_samples, HELDOUT['paper'].temperature, HELDOUT['paper'].top_p, max_new_tokens, seed)}
 
 def make_protocol(name:str, # a key of PROTOCOLS: 'greedy' or 'paper'
                   n_samples:int=4, # responses per prompt under 'paper'
@@ -186,9 +186,9 @@ def summarize_source(res:SourceResult, # from `evaluate_source`
     "One row per group (and 'mean' when there are several): n, score and se on the source's scale, malformed."
     rows = []
     for g, sub in res.rows.groupby('group', sort=False):
-        rows.append({'group': g, 'n': len(sub), 'score': res.scale*float(sub['score'].mean()), 'se': res.scale*_sem(sub['score'])})
+        rows.append({'group': g, 'n': len(sub), 'score': res.scale*float(sub['score'].mean()), 'se': res.scale*sem(sub['score'])})
     if len(rows) > 1:
-        m, s = _mean_se([r['score'] for r in rows], [r['se'] for r in rows])
+        m, s = mean_se([r['score'] for r in rows], [r['se'] for r in rows])
         rows.append({'group': 'mean', 'n': sum(r['n'] for r in rows), 'score': m, 'se': s})
     out = pd.DataFrame(rows, columns=['group', 'n', 'score', 'se'])
     out.insert(0, 'source', res.name)

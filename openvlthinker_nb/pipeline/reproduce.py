@@ -35,10 +35,14 @@ class Step:
         if (self.notebook is None) == (self.command is None): raise ValueError(f"step {self.name!r}: give exactly one of notebook and command")
 
 # %% ../../nbs/api/07_pipeline/01_reproduce.ipynb #d35b7904
-LIBRARY_NOTEBOOKS = ('00_advantages', '00a_paths', '00b_math_verify', '01_rewards', '01a_scorers', '02_shaping', '03_data', '03a_synthetic',
-                     '04_policy', '04a_sft', '04b_loss', '04c_heldout', '05a_trainer_config', '05b_trainer_dist', '05c_trainer_collect',
-                     '05d_trainer_update', '05e_trainer_checkpoints', '05f_train_loop', '05g_run_tables', '06a_benchmarks', '06b_evaluate',
-                     '06c_paper_tables', '07a_ablation_plan')  # the derivations, in the order they build on each other
+LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in the order they build on each other
+    'api/00_paths', 'api/01_tasks/00_vocab', 'api/01_tasks/01_math_verify', 'api/01_tasks/02_rewards', 'api/01_tasks/03_data',
+    'api/01_tasks/04_synthetic', 'api/02_algos/00_advantages', 'api/02_algos/01_shaping', 'api/02_algos/02_loss',
+    'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/03_hf', 'api/03_policy/04_static',
+    'api/03_policy/05_rollout', 'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
+    'api/04_trainer/04_update', 'api/04_trainer/05_checkpoints', 'api/04_trainer/06_metrics', 'api/04_trainer/07_loop', 'api/04_trainer/08_sft',
+    'api/05_eval/00_heldout', 'api/05_eval/01_scorers', 'api/05_eval/02_benchmarks', 'api/05_eval/03_evaluate',
+    'api/06_report/00_paper_tables', 'api/06_report/01_run_tables', 'api/07_pipeline/00_ablation_plan')
 TRIALS = ('t01_g2rpo_lr1e-4', 't02_g2rpo_lr2e-4', 't03_g2rpo_lr1e-4_len', 't04_g2rpo_lr1e-4_ent', 't05_grpo_lr1e-4',
           't06_control_shuffled', 't07_g2rpo_lr1e-4_400', 't08_g2rpo_lr2e-4_b32')  # nbs/params/trials/*.yaml
 QUICK_TRAIN = dict(max_steps=2, batch_prompts=4, n=2, max_new_tokens=12, eval_limit=2, eval_max_new_tokens=12, micro_batch=8, save_every=1)
@@ -46,14 +50,15 @@ QUICK_TRAIN = dict(max_steps=2, batch_prompts=4, n=2, max_new_tokens=12, eval_li
 LIBRARY_QUICK = {'00_advantages': {'run_benchmark': False}}  # smoke-scale parameters of library notebooks (the rest run as they are)
 
 def _library(nb:str)->Step:
-    return Step(nb, notebook=f'{nb}.ipynb', quick=LIBRARY_QUICK.get(nb, {}), after=('sft_model',) if nb == '04a_sft' else ())
+    name = nb.rsplit('/', 1)[-1]   # the file's stem: unique across nbs/api
+    return Step(name, notebook=f'{nb}.ipynb', quick=LIBRARY_QUICK.get(name, {}), after=('sft_model',) if name == '08_sft' else ())
 
 def _trial(t:str)->Step:
     q = {**QUICK_TRAIN, 'output_dir': f'runs/quick/trials/{t}'} if t == 't06_control_shuffled' else None
     return Step(f'trial_{t}', notebook='05_train.ipynb', param_file=f'nbs/params/trials/{t}.yaml', quick=q, after=('data',), group='trials')
 
 PIPELINE = [
-    Step('sft_model', notebook='04a_sft.ipynb', params={'regenerate': True}, sft=True),
+    Step('sft_model', notebook='api/04_trainer/08_sft.ipynb', params={'regenerate': True}, sft=True),
     *[_library(nb) for nb in LIBRARY_NOTEBOOKS],
     Step('data', command=('-m', 'openvlthinker_nb.synthetic')),
     Step('main_job', notebook='05_train.ipynb', quick={**QUICK_TRAIN, 'output_dir': 'runs/quick/g2rpo_tiny'}, after=('data', 'sft_model')),
@@ -68,7 +73,7 @@ PIPELINE = [
     Step('results', notebook='08_results.ipynb', after=('main_job', *[f'trial_{t}' for t in TRIALS]),
          quick={'main': 'runs/quick/g2rpo_tiny', 'control': 'runs/quick/trials/t06_control_shuffled', 'trials': 'runs/quick/trials',
                 'output_dir': 'runs/quick/tables'}),
-    Step('readme', command=('-m', 'openvlthinker_nb.readme'), after=('results', 'eval', 'ablations', 'throughput_trl')),
+    Step('readme', command=('-m', 'openvlthinker_nb.report.readme'), after=('results', 'eval', 'ablations', 'throughput_trl')),
 ]
 
 # %% ../../nbs/api/07_pipeline/01_reproduce.ipynb #a9f899f9

@@ -23,10 +23,12 @@ VISION_TOWERS = ('visual', 'vision_tower', 'vision_model')  # attribute names HF
 HUB_ID = re.compile(r'[A-Za-z0-9][\w.-]*/[\w.-]+')  # 'org/name' hub ids
 
 # %% ../../nbs/api/03_policy/01_load.ipynb #449494c4
-def resolve_model(model:str|Path, # local folder or hub id
+def resolve_model(model:str|Path, # 'default', a model folder (relative: to the repository root, else the working directory), or a hub id
                  )->str:
-    "A local model folder checked for `config.json`, or a hub id passed through; clear errors otherwise."
+    "The model to load: the default model's folder, a local folder checked for `config.json`, or a hub id passed through."
+    if str(model) == 'default': return str(DEFAULT_MODEL)
     p = Path(model).expanduser()
+    if not p.is_absolute() and (REPO_ROOT/p).exists(): p = REPO_ROOT/p
     if p.exists():
         if not p.is_dir(): raise NotADirectoryError(f"load_policy: {p} is a file, expected a model folder with config.json")
         if not (p/'config.json').exists(): raise FileNotFoundError(f"load_policy: {p} has no config.json, so it is not a Hugging Face model folder")

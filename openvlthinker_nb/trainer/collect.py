@@ -64,7 +64,7 @@ def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist
         t0 = time.perf_counter()
         ro = rollout(model, processor, records, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens, seed=derive_seed(cfg.seed, step, rnd, d.rank),
-                            with_entropy=needs_exact_entropy(cfg) and cfg.old_logp == 'rollout')
+                            with_entropy=needs_exact_entropy(cfg) and cfg.old_logp == 'rollout', engine=cfg.rollout_engine)
         t1 = time.perf_counter()
         table = score_part(ro, records, cfg, d, drawn, task_of)
         times['generate'] += t1 - t0; times['score'] += time.perf_counter() - t1

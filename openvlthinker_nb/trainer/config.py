@@ -4,21 +4,21 @@
 
 # %% auto #0
 __all__ = ['TASK_KEYS', 'N_TASKS', 'ENTROPY_SOURCES', 'ENTROPY_SURROGATES', 'OLD_LOGP', 'LR_SCHEDULES', 'CHECKS', 'TrainConfig',
-           'repo_path', 'resolve_model', 'resolve_data', 'needs_exact_entropy', 'validate', 'config_table']
+           'resolve_data', 'needs_exact_entropy', 'validate', 'config_table']
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #0a8f0303
 import math, difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import pandas as pd
-from ..paths import REPO_ROOT
+from ..paths import repo_path
 from ..algos.advantages import ADVANTAGES, SCOPES
 from ..algos.loss import POLICY_LOSSES, AGGREGATIONS
-from ..tasks.vocab import PROBLEM_TYPES
-from ..tasks.vocab import TASK_TYPES
+from ..tasks.vocab import PROBLEM_TYPES, TASK_TYPES
 from ..tasks.synthetic import default_split
-from ..policy.load import DEFAULT_MODEL, DTYPES, HUB_ID
-from ..policy.device import DEVICES, parse_device, pick_device
+from ..policy.load import DTYPES, resolve_model
+from ..policy.rollout import ROLLOUT_ENGINES
+from ..policy.device import DEVICES, parse_device
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #00546c7f
 def _p(default, help:str, paper=None):
@@ -29,12 +29,13 @@ def _p(default, help:str, paper=None):
 class TrainConfig:
     "Every parameter of one RL run; the notebook's `parameters` cell maps one-to-one onto these fields."
     # what to train, on what, where
-    model: str = _p('default', "policy folder or hub id; 'default' = the embedded tiny SFT'd Qwen3-VL (DEFAULT_MODEL)", 'Qwen/Qwen3-VL-8B-Instruct')
+    model: str = _p('default', "policy folder or hub id; 'default' = the embedded tiny SFT'd Qwen3-VL (policy.load.DEFAULT_MODEL)", 'Qwen/Qwen3-VL-8B-Instruct')
     train_data: str = _p('default', "OneThinker JSON/JSONL training prompts; 'default' = the synthetic rl split (prompts SFT never saw)", 'a filtered subset of OneThinker-600k')
     eval_data: str = _p('default', "held-out records for the before/after greedy accuracy; 'default' = the synthetic test split", 'the 18 benchmarks')
     image_root: str = _p('', "folder image paths are relative to; '' = each records file's own folder")
     output_dir: str = _p('runs/g2rpo_tiny', "where config, metrics, checkpoints, eval and figures go (relative paths: to the repo root)")
-    device: str = _p('auto', "'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (pick_device)", 'xla (AWS Trainium)')
+    device: str = _p('auto', "'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (policy.device.pick_device)", 'xla (AWS Trainium)')
+    rollout_engine: str = _p('auto', "rollout engine: 'auto' (static on XLA, hf elsewhere) or a key of policy.rollout.ROLLOUT_ENGINES (hf, static)")
     dtype: str = _p('float32', "weight dtype: float32, bfloat16 or float16", 'bfloat16')
     gradient_checkpointing: bool = _p(False, "recompute activations in the backward pass to save memory", True)
     freeze_vision: bool = _p(False, "keep the vision tower fixed; train the language model and merger")
@@ -114,19 +115,6 @@ class TrainConfig:
         return cls(**d)
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #5b024a08
-def repo_path(value:str)->Path:
-    "An absolute path as given; a relative one against the repository root (never the working directory)."
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else REPO_ROOT/p
-
-def resolve_model(value:str)->str:
-    "The policy to load: the default model's folder, a local folder, or a hub id."
-    if value == 'default': return str(DEFAULT_MODEL)
-    p = repo_path(value)
-    if p.exists(): return str(p)
-    if HUB_ID.fullmatch(value): return value
-    raise FileNotFoundError(f"no model folder {p} and {value!r} is not a hub id like 'Qwen/Qwen3-VL-8B-Instruct'")
-
 def resolve_data(value:str, split:str)->Path:
     "The records file: the default suite's `split`, or a path."
     if value == 'default': return default_split(split)
@@ -138,7 +126,7 @@ def _resolves(fn):
     "A check that `fn(value)` runs without a FileNotFoundError or ValueError."
     def check(v, c):
         try: fn(v); return True
-        except (FileNotFoundError, ValueError): return False
+        except (FileNotFoundError, NotADirectoryError, ValueError): return False
     return check
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #1243b795
@@ -152,7 +140,7 @@ ENTROPY_SOURCES = {  # estimator -> per-token entropy *value* from (log-probs, e
     'score': lambda logp, ent: -logp,
     'exact': lambda logp, ent: ent,
 }
-ENTROPY_SURROGATES = {  # estimator -> per-token loss term whose gradient the penalty's chain rule multiplies (02_shaping)
+ENTROPY_SURROGATES = {  # estimator -> per-token loss term whose gradient the penalty's chain rule multiplies (02_algos/01_shaping)
     'sampled': lambda logp, ent: -logp,                    # released code: E[grad] = 0, steers nothing
     'score': lambda logp, ent: (-logp).detach() * logp,    # E[grad] = grad H (score-function form)
     'exact': lambda logp, ent: ent,                        # grad H itself
@@ -179,7 +167,7 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'image_root': (lambda v, c: v == '' or repo_path(v).is_dir(), "'' or an existing folder"),
     'output_dir': (lambda v, c: v != '', 'a folder path'),
     'device': (_resolves(parse_device), f"one of {sorted(DEVICES)}, optionally with ':N'"),
-    'dtype': _in(DTYPES),
+    'dtype': _in(DTYPES), 'rollout_engine': _in({'auto', *ROLLOUT_ENGINES}),
     'algorithm': _in(ADVANTAGES), 'scope': _in(SCOPES), 'task_key': _in(TASK_KEYS),
     'loss': _in(POLICY_LOSSES), 'loss_agg': _in(AGGREGATIONS),
     'eps_low': (lambda v, c: 0 <= v < 1, 'in [0, 1)'), 'eps_high': _nonneg,

@@ -22,7 +22,9 @@ from ..tasks.data import load_onethinker
 from ..tasks.vocab import TASK_TYPES
 from ..policy.load import load_policy
 from ..eval.heldout import EvalProtocol, score_records, summarize_scores, paired_delta, first_per_family
-from .config import LR_SCHEDULES, TASK_KEYS, TrainConfig, repo_path, resolve_data, resolve_model
+from ..paths import repo_path
+from ..policy.load import resolve_model
+from .config import LR_SCHEDULES, TASK_KEYS, TrainConfig, resolve_data
 from .dist import Dist, broadcast_obj, init_dist
 from .batch import FamilySampler, derive_seed, shuffle_within_groups
 from .collect import batch_advantages, collect, task_advantages
@@ -67,6 +69,7 @@ class Run:
     opt: torch.optim.Optimizer
     sched: object
     task_of: object
+    paths: dict          # every path of the run, resolved once: model, train_data, eval_data, image_root, output_dir
     ref_model: object = None
     step: int = 0
 
@@ -75,17 +78,17 @@ def setup(cfg:TrainConfig)->Run:
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     d = init_dist(cfg.device)
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
-    out = repo_path(cfg.output_dir)
-    img = repo_path(cfg.image_root) if cfg.image_root else None
-    train_ds = load_onethinker(resolve_data(cfg.train_data, 'rl'), image_root=img)
-    eval_ds = first_per_family(load_onethinker(resolve_data(cfg.eval_data, 'test'), image_root=img), cfg.eval_limit)
+    paths = {'model': resolve_model(cfg.model), 'train_data': resolve_data(cfg.train_data, 'rl'), 'eval_data': resolve_data(cfg.eval_data, 'test'),
+             'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
+    train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
+    eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
     with _quiet_hf():
-        model, processor = load_policy(resolve_model(cfg.model), dtype=cfg.dtype, device=str(d.device),
+        model, processor = load_policy(paths['model'], dtype=cfg.dtype, device=str(d.device),
                                               gradient_checkpointing=cfg.gradient_checkpointing, freeze_vision=cfg.freeze_vision)
     model.eval()
     ref = None
     if cfg.kl_coef > 0:
-        with _quiet_hf(): ref, _ = load_policy(resolve_model(cfg.model), dtype=cfg.dtype, device=str(d.device))
+        with _quiet_hf(): ref, _ = load_policy(paths['model'], dtype=cfg.dtype, device=str(d.device))
         ref.requires_grad_(False).eval()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             weight_decay=cfg.weight_decay)
@@ -94,7 +97,7 @@ def setup(cfg:TrainConfig)->Run:
     total = cfg.max_steps * cfg.updates_per_step * cfg.ppo_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(LR_SCHEDULES[cfg.lr_schedule], total=total, warmup=cfg.warmup_steps))
     sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
-    return Run(cfg, d, out, model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], ref)
+    return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, ref)
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #63a35bd3
 def rl_step(run:Run)->dict:
@@ -128,7 +131,8 @@ def _evaluate(run:Run, name:str)->dict:
     "Held-out accuracy of the current policy (rank 0 scores, every process gets the summary); rows go to `heldout_{name}.csv`."
     res = None
     if run.d.main:
-        df = score_records(run.model, run.processor, run.eval_ds, eval_protocol(run.cfg), batch_size=run.cfg.eval_batch_size, progress=False)
+        df = score_records(run.model, run.processor, run.eval_ds, eval_protocol(run.cfg), batch_size=run.cfg.eval_batch_size, progress=False,
+                           engine=run.cfg.rollout_engine)
         df.to_csv(run.out/f'heldout_{name}.csv', index=False)
         res = summarize_scores(df)
     return broadcast_obj(res, run.d)
@@ -177,8 +181,8 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
             if p.is_dir(): shutil.rmtree(p)
             elif p.exists(): p.unlink()
         out.mkdir(parents=True, exist_ok=True)
-        resolved = {'model': resolve_model(cfg.model), 'train_data': str(resolve_data(cfg.train_data, 'rl')),
-                    'eval_data': str(resolve_data(cfg.eval_data, 'test')), 'output_dir': str(out), 'world_size': d.world,
+        resolved = {'model': run.paths['model'], 'train_data': str(run.paths['train_data']),
+                    'eval_data': str(run.paths['eval_data']), 'output_dir': str(out), 'world_size': d.world,
                     'device': str(d.device), 'torch': torch.__version__}
         (out/'config.json').write_text(json.dumps({**asdict(cfg), 'resolved': resolved}, indent=1))
     if d.world > 1: tdist.barrier()

@@ -1,11 +1,12 @@
 """A few RL steps at the XLA tests' small scale (see SMALL) on one device; prints one JSON line (metrics per step, compile
-counts, held-out summaries) and saves every rollout's tokens and per-token log-probs to OUT_DIR/rollouts.pt. `python tests/xla/run_steps.py DEVICE OUT_DIR [STEPS]`"""
-import json, os, sys, time
+counts, held-out summaries) and saves every rollout's tokens and per-token log-probs to OUT_DIR/rollouts.pt. `python tests/xla/run_steps.py DEVICE OUT_DIR [STEPS [ENGINE]]`"""
+import dataclasses, json, os, sys, time
 import torch
 from pathlib import Path
 from openvlthinker_nb.trainer.loop import train
 from openvlthinker_nb.trainer.config import TrainConfig, resolve_data
-from openvlthinker_nb import xla
+from openvlthinker_nb.policy import static as xla
+from openvlthinker_nb.policy import rollout as front
 
 # The scale the XLA tests run at (CI: 2 cores, XLA's CPU runtime): 4 prompts x 2 responses, 16 new tokens, one micro-batch,
 # one held-out record per family, greedy only. The main job (16 x 8, 48 tokens) takes minutes per step there. No online filter:
@@ -18,6 +19,7 @@ ONE_BUCKET = lambda r: r['task_type'] != 'spatial_grounding'
 
 if __name__ == '__main__':
     device, out, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    engine = sys.argv[4] if len(sys.argv) > 4 else 'auto'   # 'static': the fixed-shape passes on any device (CPU eager vs XLA)
     src = resolve_data('default', 'rl')
     data = out.parent/f'{out.name}_rl.jsonl'
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -27,8 +29,9 @@ if __name__ == '__main__':
         def g(*a, **k):
             ro = f(*a, **k); rollouts.append({'response_ids': ro.response_ids, 'response_mask': ro.response_mask, 'logprobs': ro.logprobs}); return ro
         return g
-    xla.static_rollout = recording(xla.static_rollout)
-    cfg = TrainConfig(device=device, max_steps=steps, output_dir=str(out), train_data=str(data), image_root=str(src.parent), **SMALL)
+    eng = front.ROLLOUT_ENGINES['static']
+    front.ROLLOUT_ENGINES['static'] = dataclasses.replace(eng, rollout=recording(eng.rollout))
+    cfg = TrainConfig(device=device, rollout_engine=engine, max_steps=steps, output_dir=str(out), train_data=str(data), image_root=str(src.parent), **SMALL)
     res = train(cfg, on_step=lambda s, m: compiles.append(xla.compile_count()))
     torch.save(rollouts, out/'rollouts.pt')
     metrics = [json.loads(l) for l in open(os.path.join(res['output_dir'], 'metrics.jsonl'))]

@@ -19,8 +19,7 @@ REL_TOL = 1e-4  # pg_loss, grad_norm (relative); measured <= 4e-6
 PARAM_TOL = 1e-3  # final parameters after 4 AdamW steps (lr 1e-4; Adam's normalisation amplifies float noise); measured 2.8e-5
 
 def _run(device:str, out:Path, steps:int=STEPS, static:bool=False)->dict:
-    env = {**os.environ, 'OPENVLTHINKER_STATIC_SHAPES': '1' if static else '0'}
-    p = subprocess.run([sys.executable, str(HERE/'run_steps.py'), device, str(out), str(steps)], env=env, cwd=ROOT,
+    p = subprocess.run([sys.executable, str(HERE/'run_steps.py'), device, str(out), str(steps), 'static' if static else 'auto'], cwd=ROOT,
                        capture_output=True, text=True, timeout=1800)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')][-1]
@@ -75,15 +74,16 @@ def test_gradients_agree():
     "One backward pass through the fixed-shape log-probs: every parameter's gradient on XLA equals CPU eager's (relative 1e-4; measured 1e-5), weights tied on both."
     code = """
 import torch, torch_xla
-from openvlthinker_nb import policy, xla
+from openvlthinker_nb.policy import static as xla
+from openvlthinker_nb.policy.load import load_policy
 from openvlthinker_nb.tasks.data import load_onethinker
 from openvlthinker_nb.trainer.config import resolve_data
 ds = load_onethinker(resolve_data('default', 'rl'))
 recs = [ds[i] for i in (1, 2, 3, 4)]
-m0, p0 = policy.load_policy(device='cpu'); ro = xla.static_rollout(m0, p0, recs, n=2, max_new_tokens=16, seed=0)
+m0, p0 = load_policy(device='cpu'); ro = xla.static_rollout(m0, p0, recs, n=2, max_new_tokens=16, seed=0)
 grads = {}
 for dev in ('xla', 'cpu'):   # XLA first: the autograd engine fails when a CPU backward ran before the XLA device existed
-    m, p = policy.load_policy(device=dev)
+    m, p = load_policy(device=dev)
     assert m.lm_head.weight is m.model.language_model.embed_tokens.weight, dev
     m.train()
     lp, _ = xla.static_response_logprobs(m, ro, micro_batch=8, with_entropy=False)
@@ -102,18 +102,18 @@ def test_heldout_on_xla():
     "Evaluation (heldout.score_records) runs with device=xla and scores like eager CPU on the fixed-shape path (at most one record differs, a flipped token; measured: none)."
     code = """
 import json, os
-from openvlthinker_nb import policy
+from openvlthinker_nb.policy.load import load_policy
 from openvlthinker_nb.eval.heldout import EvalProtocol, score_records
 from openvlthinker_nb.tasks.data import load_onethinker
 from openvlthinker_nb.trainer.config import resolve_data
 ds = load_onethinker(resolve_data('default', 'test')).select(list(range(6)))
-m, p = policy.load_policy(device=os.environ['DEV'])
-df = score_records(m, p, ds, EvalProtocol(k=2, temperature=0.7, top_p=0.95, max_new_tokens=16, seed=0), batch_size=6, progress=False)
+m, p = load_policy(device=os.environ['DEV'])
+df = score_records(m, p, ds, EvalProtocol(k=2, temperature=0.7, top_p=0.95, max_new_tokens=16, seed=0), batch_size=6, progress=False, engine='static')
 print('RESULT ' + df.to_json(orient='records'))
 """
     out = {}
     for dev in ('xla', 'cpu'):
-        env = {**os.environ, 'DEV': dev, 'OPENVLTHINKER_STATIC_SHAPES': '1'}
+        env = {**os.environ, 'DEV': dev}
         p = subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
         assert p.returncode == 0, p.stderr[-3000:]
         out[dev] = json.loads([l for l in p.stdout.splitlines() if l.startswith('RESULT ')][-1][7:])
