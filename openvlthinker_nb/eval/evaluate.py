@@ -19,7 +19,8 @@ from ..tasks.data import load_onethinker
 from ..tasks.rewards import score as reward_score
 from ..policy.rollout import rollout
 from ..tasks.synthetic import default_split
-from .heldout import PROTOCOLS as HELDOUT, first_per_family, mean_se, sem
+from .heldout import PROTOCOLS as HELDOUT, mean_se, sem
+from ..tasks.data import first_per_family
 from ..policy.load import load_policy, DEFAULT_MODEL
 from ..paths import REPO_ROOT
 from .benchmarks import BENCHMARKS, load_benchmark, score_response

@@ -78,6 +78,8 @@ def response_logprobs(model, # the policy (in train or eval mode)
                       temperature:float|None=None, # None: the rollout's temperature (1 when it was greedy)
                      )->tuple:
     "Per-token log-probs (N, T) and entropies (N, T) of the rollout's responses under `model`, with grad."
+    temp = temperature if temperature is not None else (ro.temperature or 1.0)
+    dev, T = model.device, ro.response_ids.shape[1]
     logps, ents = [], []
     for s in range(0, len(ro), micro_batch):
         idx = torch.arange(s, min(len(ro), s + micro_batch))

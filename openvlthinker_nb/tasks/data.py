@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['IMAGE_TOKEN', 'SUPPORTED_DATA_TYPES', 'RECORD_CHECKS', 'SYSTEM_PROMPT', 'ANSWER_HINTS', 'ON_ERROR', 'DataError',
            'nan_to_none', 'read_records', 'unwrap_answer', 'check_record', 'build_messages', 'LoadReport',
-           'OneThinkerDataset', 'load_onethinker', 'summarize']
+           'OneThinkerDataset', 'load_onethinker', 'summarize', 'first_per_family']
 
 # %% ../../nbs/api/01_tasks/03_data.ipynb #fcad73ad
 import json, math, re, warnings
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from PIL import Image
-from .vocab import PROBLEM_TYPES, normalize_problem_type
+from .vocab import PROBLEM_TYPES, TASK_TYPES, normalize_problem_type, normalize_task_type
 from .rewards import extract_answer
 
 # %% ../../nbs/api/01_tasks/03_data.ipynb #04c56b58
@@ -242,3 +242,14 @@ def summarize(ds, # a `OneThinkerDataset` or a list of records
     tab['total'] = tab.sum(axis=1)
     tab.loc['total'] = tab.sum(axis=0)
     return tab
+
+# %% ../../nbs/api/01_tasks/03_data.ipynb #f899bd03
+def first_per_family(ds, # a `data.OneThinkerDataset`
+                     limit:int, # records per family (0: all)
+                    ):
+    "The dataset's first `limit` records of each task family, in order (all of them when `limit` is 0)."
+    if not limit: return ds
+    seen, idx = {}, []
+    for i, r in enumerate(ds.records):
+        if seen.get(r['task_type'], 0) < limit: seen[r['task_type']] = seen.get(r['task_type'], 0) + 1; idx.append(i)
+    return ds.select(idx)

@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from ..algos.shaping import DEFAULT_ENVELOPES, length_reward
 from .mathverify import MathVerifier, MATH_VERIFIER
+from .vocab import PROBLEM_TYPES, normalize_problem_type
 
 # %% ../../nbs/api/01_tasks/02_rewards.ipynb #7cc6a5b4
 @lru_cache(maxsize=32)

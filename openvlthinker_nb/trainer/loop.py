@@ -21,7 +21,8 @@ from ..paths import save_fig
 from ..tasks.data import load_onethinker
 from ..tasks.vocab import TASK_TYPES
 from ..policy.load import load_policy
-from ..eval.heldout import EvalProtocol, score_records, summarize_scores, paired_delta, first_per_family
+from ..eval.heldout import EvalProtocol, score_records, summarize_scores, paired_delta
+from ..tasks.data import first_per_family
 from ..paths import repo_path
 from ..policy.load import resolve_model
 from .config import LR_SCHEDULES, TASK_KEYS, TrainConfig, resolve_data
