@@ -7,5 +7,6 @@ __all__ = []
 
 # %% ../nbs/api/08_cli/03_reproduce.ipynb #cd88d631
 import sys
+from fastcore.imports import IN_NOTEBOOK
 from .pipeline.reproduce import main
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: sys.exit(main())
+if __name__ == '__main__' and not IN_NOTEBOOK: sys.exit(main())

@@ -7,5 +7,6 @@ __all__ = []
 
 # %% ../nbs/api/08_cli/01_sft.ipynb #fb092167
 import sys
+from fastcore.imports import IN_NOTEBOOK
 from .trainer.sft import main
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()
+if __name__ == '__main__' and not IN_NOTEBOOK: main()

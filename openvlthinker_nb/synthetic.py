@@ -7,5 +7,6 @@ __all__ = []
 
 # %% ../nbs/api/08_cli/02_synthetic.ipynb #81627f8f
 import sys
+from fastcore.imports import IN_NOTEBOOK
 from .tasks.synthetic import main
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()
+if __name__ == '__main__' and not IN_NOTEBOOK: main()

@@ -7,5 +7,6 @@ __all__ = []
 
 # %% ../nbs/api/08_cli/00_train.ipynb #d5fcc389
 import sys
+from fastcore.imports import IN_NOTEBOOK
 from .trainer.loop import main
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: main()
+if __name__ == '__main__' and not IN_NOTEBOOK: main()

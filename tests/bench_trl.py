@@ -25,7 +25,7 @@ import torch
 from openvlthinker_nb.trainer.config import TrainConfig
 
 from openvlthinker_nb.trainer.loop import setup, rl_step
-from openvlthinker_nb.trainer.batch import FamilySampler
+from openvlthinker_nb.tasks.data import FamilySampler
 from openvlthinker_nb.tasks.vocab import TASK_TYPES
 from openvlthinker_nb.tasks.rewards import score_batch
 from openvlthinker_nb.policy.load import DEFAULT_MODEL

@@ -1,4 +1,4 @@
-"Checks of openvlthinker_nb.advantages that are awkward inside the notebook: contract, structure, dtypes, the benchmark."
+"Checks of openvlthinker_nb.algos.advantages that are awkward inside the notebook: contract, structure, dtypes, the benchmark."
 import ast, importlib.util, inspect, subprocess, sys, textwrap
 import pytest, torch
 from openvlthinker_nb.algos import advantages as adv
@@ -54,7 +54,7 @@ def test_g2rpo_is_equivariant_under_shuffling_and_relabelling():
         torch.testing.assert_close(b2, a[perm], rtol=0, atol=1e-6)
 
 def test_library_import_stays_light():
-    code = ("import sys, openvlthinker_nb.advantages; "
+    code = ("import sys, openvlthinker_nb.algos.advantages; "
             "print(sorted(m for m in ('matplotlib', 'hypothesis', 'pandas', 'seaborn') if m in sys.modules))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

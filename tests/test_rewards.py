@@ -1,4 +1,4 @@
-"Tests of openvlthinker_nb.rewards and openvlthinker_nb.shaping beyond the notebooks: larger fuzzing, threads and processes, the benchmark script."
+"Tests of openvlthinker_nb.tasks.rewards and openvlthinker_nb.algos.shaping beyond the notebooks: larger fuzzing, threads and processes, the benchmark script."
 import math, multiprocessing, threading, time, warnings
 import numpy as np
 import pytest

@@ -16,7 +16,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..tasks.vocab import TASK_TYPES
-from ..trainer.config import TrainConfig, repo_path
+from ..trainer.config import TrainConfig
+from ..paths import repo_path
 from ..trainer.loop import NON_RESULT_FIELDS
 from ..trainer.metrics import GRAD_TERMS
 

@@ -5,13 +5,15 @@
 # %% auto #0
 __all__ = ['IMAGE_TOKEN', 'SUPPORTED_DATA_TYPES', 'RECORD_CHECKS', 'SYSTEM_PROMPT', 'ANSWER_HINTS', 'ON_ERROR', 'DataError',
            'nan_to_none', 'read_records', 'unwrap_answer', 'check_record', 'build_messages', 'LoadReport',
-           'OneThinkerDataset', 'load_onethinker', 'summarize', 'first_per_family']
+           'OneThinkerDataset', 'load_onethinker', 'summarize', 'first_per_family', 'derive_seed', 'FamilySampler']
 
 # %% ../../nbs/api/01_tasks/03_data.ipynb #fcad73ad
 import json, math, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 from .vocab import PROBLEM_TYPES, TASK_TYPES, normalize_problem_type, normalize_task_type
 from .rewards import extract_answer
@@ -253,3 +255,40 @@ def first_per_family(ds, # a `data.OneThinkerDataset`
     for i, r in enumerate(ds.records):
         if seen.get(r['task_type'], 0) < limit: seen[r['task_type']] = seen.get(r['task_type'], 0) + 1; idx.append(i)
     return ds.select(idx)
+
+# %% ../../nbs/api/01_tasks/03_data.ipynb #aacbe399
+def derive_seed(*xs:int)->int:
+    "A 32-bit seed derived from integers (different tuples give independent streams)."
+    return int(np.random.SeedSequence([int(x) for x in xs]).generate_state(1)[0])
+
+class FamilySampler:
+    "Endless, resumable stream of record indices cycling through families, each in its own reshuffled order."
+    def __init__(self, families:list, # family id of each record
+                 seed:int, # seed of the shuffles
+                ):
+        self.seed, self.pools = seed, {}
+        for i, f in enumerate(families): self.pools.setdefault(int(f), []).append(i)
+        self.fams = sorted(self.pools)
+        self.epoch, self.pos, self.cursor, self._perm = {f: 0 for f in self.fams}, {f: 0 for f in self.fams}, 0, {}
+
+    def _order(self, f):
+        if self._perm.get(f, (None,))[0] != self.epoch[f]:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, f, self.epoch[f]))
+            self._perm[f] = (self.epoch[f], torch.randperm(len(self.pools[f]), generator=g).tolist())
+        return self._perm[f][1]
+
+    def draw(self, k:int)->list:
+        "The next `k` record indices."
+        out = []
+        for _ in range(k):
+            f = self.fams[self.cursor % len(self.fams)]; self.cursor += 1
+            out.append(self.pools[f][self._order(f)[self.pos[f]]])
+            self.pos[f] += 1
+            if self.pos[f] == len(self.pools[f]): self.epoch[f], self.pos[f] = self.epoch[f] + 1, 0
+        return out
+
+    def state_dict(self)->dict: return {'seed': self.seed, 'cursor': self.cursor, 'epoch': {str(f): e for f, e in self.epoch.items()}, 'pos': {str(f): p for f, p in self.pos.items()}}
+    def load_state_dict(self, s:dict):
+        "Continue exactly where the saved sampler stopped."
+        if s['seed'] != self.seed or sorted(map(int, s['pos'])) != self.fams: raise ValueError("sampler state belongs to another seed or data set")
+        self.cursor, self.epoch, self.pos = s['cursor'], {int(f): e for f, e in s['epoch'].items()}, {int(f): p for f, p in s['pos'].items()}

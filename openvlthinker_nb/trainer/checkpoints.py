@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file, load_file, save_model, load_model
-from .batch import FamilySampler
+from ..tasks.data import FamilySampler
 
 # %% ../../nbs/api/04_trainer/05_checkpoints.ipynb #d6211a26
 def _opt_to_tensors(sd:dict)->tuple:

@@ -17,7 +17,8 @@ from ..policy.rollout import rollout
 from ..algos.advantages import ADVANTAGES, AdvantageBatch
 from .config import TrainConfig, needs_exact_entropy
 from .dist import Dist, gather_rows
-from .batch import COLUMNS, FamilySampler, StepTable, derive_seed
+from .batch import COLUMNS, StepTable
+from ..tasks.data import FamilySampler, derive_seed
 
 # %% ../../nbs/api/04_trainer/03_collect.ipynb #8e25318b
 @dataclass

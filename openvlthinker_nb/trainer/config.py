@@ -4,18 +4,17 @@
 
 # %% auto #0
 __all__ = ['TASK_KEYS', 'N_TASKS', 'ENTROPY_SOURCES', 'ENTROPY_SURROGATES', 'OLD_LOGP', 'LR_SCHEDULES', 'CHECKS', 'TrainConfig',
-           'resolve_data', 'needs_exact_entropy', 'validate', 'config_table']
+           'needs_exact_entropy', 'validate', 'config_table']
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #0a8f0303
 import math, difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import pandas as pd
-from ..paths import repo_path
+from ..paths import repo_path, resolve_data
 from ..algos.advantages import ADVANTAGES, SCOPES
 from ..algos.loss import POLICY_LOSSES, AGGREGATIONS
 from ..tasks.vocab import PROBLEM_TYPES, TASK_TYPES
-from ..tasks.synthetic import default_split
 from ..policy.load import DTYPES, resolve_model
 from ..policy.rollout import ROLLOUT_ENGINES
 from ..policy.device import DEVICES, parse_device
@@ -115,13 +114,6 @@ class TrainConfig:
         return cls(**d)
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #5b024a08
-def resolve_data(value:str, split:str)->Path:
-    "The records file: the default suite's `split`, or a path."
-    if value == 'default': return default_split(split)
-    p = repo_path(value)
-    if not p.is_file(): raise FileNotFoundError(f"no records file {p}")
-    return p
-
 def _resolves(fn):
     "A check that `fn(value)` runs without a FileNotFoundError or ValueError."
     def check(v, c):

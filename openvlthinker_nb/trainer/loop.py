@@ -25,9 +25,11 @@ from ..eval.heldout import EvalProtocol, score_records, summarize_scores, paired
 from ..tasks.data import first_per_family
 from ..paths import repo_path
 from ..policy.load import resolve_model
-from .config import LR_SCHEDULES, TASK_KEYS, TrainConfig, resolve_data
+from .config import LR_SCHEDULES, TASK_KEYS, TrainConfig
+from ..paths import resolve_data
 from .dist import Dist, broadcast_obj, init_dist
-from .batch import FamilySampler, derive_seed, shuffle_within_groups
+from ..tasks.data import FamilySampler, derive_seed
+from .batch import shuffle_within_groups
 from .collect import batch_advantages, collect, task_advantages
 from .metrics import plot_training, step_metrics
 from .update import update
@@ -71,11 +73,13 @@ class Run:
     sched: object
     task_of: object
     paths: dict          # every path of the run, resolved once: model, train_data, eval_data, image_root, output_dir
+    protocol: EvalProtocol  # how the held-out evaluations draw responses (`eval_protocol`)
     ref_model: object = None
     step: int = 0
 
 def setup(cfg:TrainConfig)->Run:
     "Process group, model, data, sampler, optimizer and scheduler of a run."
+    protocol = eval_protocol(cfg)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     d = init_dist(cfg.device)
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
@@ -98,7 +102,7 @@ def setup(cfg:TrainConfig)->Run:
     total = cfg.max_steps * cfg.updates_per_step * cfg.ppo_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(LR_SCHEDULES[cfg.lr_schedule], total=total, warmup=cfg.warmup_steps))
     sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
-    return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, ref)
+    return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, protocol, ref)
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #63a35bd3
 def rl_step(run:Run)->dict:
@@ -132,7 +136,7 @@ def _evaluate(run:Run, name:str)->dict:
     "Held-out accuracy of the current policy (rank 0 scores, every process gets the summary); rows go to `heldout_{name}.csv`."
     res = None
     if run.d.main:
-        df = score_records(run.model, run.processor, run.eval_ds, eval_protocol(run.cfg), batch_size=run.cfg.eval_batch_size, progress=False,
+        df = score_records(run.model, run.processor, run.eval_ds, run.protocol, batch_size=run.cfg.eval_batch_size, progress=False,
                            engine=run.cfg.rollout_engine)
         df.to_csv(run.out/f'heldout_{name}.csv', index=False)
         res = summarize_scores(df)
@@ -173,7 +177,7 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
     _setup_logging()
     run = setup(cfg)
     d, out = run.d, run.out
-    protocol = {**asdict(eval_protocol(cfg)), 'records': len(run.eval_ds)}
+    protocol = {**asdict(run.protocol), 'records': len(run.eval_ds)}
     if not d.main: log.setLevel(logging.WARNING)
     ck = last_checkpoint(out) if cfg.resume else None
     if d.main and ck is None:

@@ -4,7 +4,8 @@ import dataclasses, json, os, sys, time
 import torch
 from pathlib import Path
 from openvlthinker_nb.trainer.loop import train
-from openvlthinker_nb.trainer.config import TrainConfig, resolve_data
+from openvlthinker_nb.trainer.config import TrainConfig
+from openvlthinker_nb.paths import resolve_data
 from openvlthinker_nb.policy import static as xla
 from openvlthinker_nb.policy import rollout as front
 

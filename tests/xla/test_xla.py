@@ -77,7 +77,7 @@ import torch, torch_xla
 from openvlthinker_nb.policy import static as xla
 from openvlthinker_nb.policy.load import load_policy
 from openvlthinker_nb.tasks.data import load_onethinker
-from openvlthinker_nb.trainer.config import resolve_data
+from openvlthinker_nb.paths import resolve_data
 ds = load_onethinker(resolve_data('default', 'rl'))
 recs = [ds[i] for i in (1, 2, 3, 4)]
 m0, p0 = load_policy(device='cpu'); ro = xla.static_rollout(m0, p0, recs, n=2, max_new_tokens=16, seed=0)
@@ -105,7 +105,7 @@ import json, os
 from openvlthinker_nb.policy.load import load_policy
 from openvlthinker_nb.eval.heldout import EvalProtocol, score_records
 from openvlthinker_nb.tasks.data import load_onethinker
-from openvlthinker_nb.trainer.config import resolve_data
+from openvlthinker_nb.paths import resolve_data
 ds = load_onethinker(resolve_data('default', 'test')).select(list(range(6)))
 m, p = load_policy(device=os.environ['DEV'])
 df = score_records(m, p, ds, EvalProtocol(k=2, temperature=0.7, top_p=0.95, max_new_tokens=16, seed=0), batch_size=6, progress=False, engine='static')
