@@ -1,12 +1,13 @@
-"Tests of openvlthinker_nb.benchmarks: every benchmark's fixture loads, builds prompts and scores; missing and malformed data are reported."
+"Tests of openvlthinker_nb.eval.benchmarks: every benchmark's fixture loads, builds prompts and scores; missing and malformed data are reported."
 import base64, json
 from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from openvlthinker_nb.eval.benchmarks import (BENCHMARKS, Benchmark, BenchmarkSet, MissingBenchmarkData, MalformedRecord,
-                                         load_benchmark, score_response, write_fixture, xywh_to_grid)
+from openvlthinker_nb.eval.benchmarks.files import MissingBenchmarkData, MalformedRecord
+from openvlthinker_nb.eval.benchmarks.registry import (BENCHMARKS, Benchmark, BenchmarkSet, load_benchmark, score_response, unit_scores,
+                                                       write_fixture)
 from openvlthinker_nb.tasks.data import ANSWER_HINTS
 from openvlthinker_nb.paths import REPO_ROOT
 
@@ -57,13 +58,14 @@ def test_limit_keeps_the_first_records(tmp_path):
     assert load_benchmark('RefCOCO', tmp_path, limit=3).ids == ['0-0', '0-1', '1-0']
 
 
-def test_refcoco_box_converted_to_the_grid(tmp_path):
-    assert xywh_to_grid([20, 10, 60, 40], 200, 100) == [100., 100., 400., 500.]
+def test_refcoco_boxes_read_at_three_scales(tmp_path):
+    "VLMEvalKit's RefCOCO rule: fractions (all <= 1.5), the 0-1000 grid (<= 1000) or pixels; the first box; IoU >= 0.5."
     write_fixture('RefCOCO+', tmp_path/'RefCOCO+', n=1)
     rec = load_benchmark('RefCOCO+', tmp_path)[0]
     assert (rec['meta']['width'], rec['meta']['height'], rec['meta']['bbox']) == (200, 100, [20., 10., 60., 40.])
-    assert score_response('RefCOCO+', '<answer>{"boxes": [100, 100, 400, 500]}</answer>', rec) == 1.0
-    assert score_response('RefCOCO+', '<answer>[20, 10, 80, 50]</answer>', rec) == 0.0   # pixels are not the grid
+    for box in ['{"boxes": [100, 100, 400, 500]}', 'The box is [100, 100, 400, 500].', '[0.1, 0.1, 0.4, 0.5]', '[[100, 100, 400, 500], [0, 0, 9, 9]]']:
+        assert score_response('RefCOCO+', f'<answer>{box}</answer>', rec) == 1.0, box
+    assert score_response('RefCOCO+', '<answer>[20, 10, 80, 50]</answer>', rec) == 0.0   # all <= 1000: read on the grid
 
 
 def test_answers_without_tags_are_scored_whole(tmp_path):
@@ -134,3 +136,29 @@ def test_mmbench_tsv_with_base64_images(tmp_path):
     bs = load_benchmark('MMBench', tmp_path)
     assert bs.ids == [f['problem_id'] for f in fx]
     assert all(score_response('MMBench', f['right'], r) == 1.0 for f, r in zip(fx, bs))
+
+
+def test_mmbench_is_scored_circularly(tmp_path):
+    "A question counts only when it and its rotated copy are both right: 'always A' gets 1 of 2 records but 0 questions."
+    fx = write_fixture('MMBench', tmp_path/'MMBench', n=4)
+    bs = load_benchmark('MMBench', tmp_path)
+    b = BENCHMARKS['MMBench']
+    rows = pd.DataFrame([{'problem_id': r['problem_id'], 'group': 'MMBench', 'unit': b.unit(r), 'scores': [score_response(b, 'A', r)]} for r in bs])
+    rows['score'] = rows['scores'].map(lambda s: s[0])
+    assert rows['score'].tolist() == [1.0, 0.0, 0.0, 1.0]   # 100: red is A, D in its copy; 101: green is B, A in its copy
+    units = unit_scores(rows)
+    assert units['problem_id'].tolist() == ['100', '101'] and units['score'].tolist() == [0.0, 0.0]
+    right = rows.assign(scores=[[score_response(b, f['right'], r)] for f, r in zip(fx, bs)])
+    assert unit_scores(right)['score'].tolist() == [1.0, 1.0]
+
+
+def test_judge_hook_only_for_judged_benchmarks(tmp_path):
+    for name in ('CharXiv', 'ChartQA'): write_fixture(name, tmp_path/name, n=2)
+    cx, cq = load_benchmark('CharXiv', tmp_path)[1], load_benchmark('ChartQA', tmp_path)[0]
+    asked = []
+    def judge(prompts): asked.extend(prompts); return ['{"extracted_answer": "Ours", "score": 1}'] * len(prompts)
+    assert score_response('CharXiv', '<answer>the proposed one</answer>', cx) == 0.0                 # rule-based default
+    assert score_response('CharXiv', '<answer>the proposed one</answer>', cx, judge=judge) == 1.0
+    assert asked and 'the proposed one' in asked[0] and '{PREDICTION}' not in asked[0]
+    assert score_response('ChartQA', '<answer>nonsense</answer>', cq, judge=judge) == 0.0 and len(asked) == 1
+    assert BENCHMARKS['CharXiv'].scoring() == 'rule-based (reference harness: LLM judge)' and BENCHMARKS['ChartQA'].scoring(judge) == 'rule-based'

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from openvlthinker_nb.eval import evaluate as ev
-from openvlthinker_nb.eval.benchmarks import BENCHMARKS, write_fixture
+from openvlthinker_nb.eval.benchmarks.registry import BENCHMARKS, write_fixture
 
 
 def _answers(folder, kind):
@@ -36,7 +36,8 @@ def test_every_benchmark_scores_its_fixture(monkeypatch, tmp_path, kind, expecte
     assert list(summary['source']) == list(BENCHMARKS) and (summary['status'] == 'ok').all()
     for r in summary.itertuples():
         assert r.score == pytest.approx(expected * BENCHMARKS[r.source].scale), r.source   # OCRBench reports out of 1000
-        assert r.n >= 3 and r.malformed == 0
+        assert r.n >= (2 if r.source == 'MMBench' else 3) and r.malformed == 0   # MMBench: 3 records, 2 questions (circular)
+        assert r.scoring.startswith('rule-based') and r.reference
     assert (tmp_path/'out'/'summary.csv').exists()
 
 
@@ -90,3 +91,14 @@ def test_real_model_on_fixtures(tmp_path):
     assert ((summary.score >= 0) & (summary.score <= 100)).all() and (summary.samples_per_s > 0).all()
     lines = [json.loads(l) for l in (tmp_path/'out'/'tiny-qwen3-vl'/'MMMU.jsonl').read_text().splitlines()]
     assert len(lines) == 2 and all(len(l['responses']) == 1 and isinstance(l['responses'][0], str) for l in lines)
+
+
+def test_mmbench_summary_counts_questions(monkeypatch, tmp_path):
+    "An 'always A' model: per record it would score 1/2 on the fixture; circularly it scores 0 of its 2 questions."
+    write_fixture('MMBench', tmp_path/'data'/'MMBench', n=4, seed=2)
+    summary = _run(monkeypatch, tmp_path, lambda model, processor, records, protocol, seed=None: [['<answer>A</answer>'] * protocol.n for _ in records],
+                   names=['MMBench'])
+    row = summary.iloc[0]
+    assert (row.n, row.score) == (2, 0.0)
+    lines = [json.loads(l) for l in (tmp_path/'out'/'m'/'MMBench.jsonl').read_text().splitlines()]
+    assert [l['unit'] for l in lines] == ['100', '100', '101', '101'] and [l['score'] for l in lines] == [1.0, 0.0, 0.0, 1.0]

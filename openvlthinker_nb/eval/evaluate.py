@@ -23,7 +23,7 @@ from .heldout import PROTOCOLS as HELDOUT, mean_se, sem
 from ..tasks.data import first_per_family
 from ..policy.load import load_policy, DEFAULT_MODEL
 from ..paths import REPO_ROOT
-from .benchmarks import BENCHMARKS, load_benchmark, score_response
+from .benchmarks.registry import BENCHMARKS, load_benchmark, score_response, unit_scores
 
 # %% ../../nbs/api/05_eval/03_evaluate.ipynb #c24e5689
 @dataclass(frozen=True)
@@ -144,6 +144,8 @@ class SourceResult:
     n_new: int = 0            # records evaluated in this call (the rest came from the log)
     n_responses: int = 0      # responses generated in this call
     seconds: float = 0.0      # wall time of this call's generation and scoring
+    scoring: str = 'rule-based'   # how the scores were made (rule-based, or the LLM judge's label)
+    reference: str = ''       # the harness whose scores these are comparable to
     @property
     def samples_per_s(self)->float: return self.n_new / self.seconds if self.seconds else float('nan')
     @property
@@ -171,22 +173,24 @@ def evaluate_source(model, processor, # the policy and its processor
                 texts = draw(model, processor, [r for _, r in ok], protocol, _batch_seed(protocol.seed, [source.ids[i] for i, _ in ok]))
                 for (i, r), resp in zip(ok, texts):
                     sc = [float(source.score(t, r)) for t in resp]
-                    lines.append({'problem_id': source.ids[i], 'group': source.group(r), 'score': float(np.mean(sc)), 'scores': sc, 'responses': resp})
+                    lines.append({'problem_id': source.ids[i], 'group': source.group(r), 'score': float(np.mean(sc)), 'scores': sc, 'responses': resp,
+                                  'unit': getattr(source, 'unit', lambda r: None)(r)})
                 n_new, n_resp = n_new + len(ok), n_resp + sum(map(len, texts))
             log.append(lines); bar.update(len(idx))
     secs = time.perf_counter() - t0
     done = [log.rows[p] for p in source.ids if p in log.rows]
     good = [r for r in done if 'malformed' not in r]
-    rows = pd.DataFrame(good, columns=['problem_id', 'group', 'score', 'scores', 'responses'])
+    rows = pd.DataFrame(good, columns=['problem_id', 'group', 'score', 'scores', 'responses', 'unit'])
     bad = list(getattr(source, 'malformed', [])) + [(r['problem_id'], r['malformed']) for r in done if 'malformed' in r]
-    return SourceResult(source.name, source.scale, rows, bad, n_new, n_resp, secs if n_new else 0.0)
+    return SourceResult(source.name, source.scale, rows, bad, n_new, n_resp, secs if n_new else 0.0,
+                        getattr(source, 'scoring', 'rule-based'), getattr(source, 'reference', ''))
 
 # %% ../../nbs/api/05_eval/03_evaluate.ipynb #c0a59a1d
 def summarize_source(res:SourceResult, # from `evaluate_source`
                     )->pd.DataFrame:
-    "One row per group (and 'mean' when there are several): n, score and se on the source's scale, malformed."
+    "One row per group (and 'mean' when there are several): n, score and se on the source's scale, malformed, scoring."
     rows = []
-    for g, sub in res.rows.groupby('group', sort=False):
+    for g, sub in unit_scores(res.rows).groupby('group', sort=False):
         rows.append({'group': g, 'n': len(sub), 'score': res.scale*float(sub['score'].mean()), 'se': res.scale*sem(sub['score'])})
     if len(rows) > 1:
         m, s = mean_se([r['score'] for r in rows], [r['se'] for r in rows])
@@ -194,29 +198,35 @@ def summarize_source(res:SourceResult, # from `evaluate_source`
     out = pd.DataFrame(rows, columns=['group', 'n', 'score', 'se'])
     out.insert(0, 'source', res.name)
     out['malformed'] = len(res.malformed)
+    out['scoring'], out['reference'] = res.scoring, res.reference
     return out
 
 # %% ../../nbs/api/05_eval/03_evaluate.ipynb #046b12e9
 class BenchmarkSource:
-    "A `benchmarks.BenchmarkSet` with the harness's interface: one group, the benchmark's scorer and scale."
-    def __init__(self, bs):
-        self.bs, self.name, self.scale = bs, bs.bench.name, float(bs.bench.scale)
+    "A `BenchmarkSet` with the harness's interface: one group, the benchmark's scorer (or judge), scale and scoring units."
+    def __init__(self, bs, # from `load_benchmark`
+                 judge=None, # prompts -> texts, for the LLM-judged benchmarks (None: their rule-based default)
+                ):
+        self.bs, self.name, self.scale, self.judge = bs, bs.bench.name, float(bs.bench.scale), judge
+        self.scoring, self.reference = bs.bench.scoring(judge), bs.bench.reference
         self.ids, self.malformed = [str(i) for i in bs.ids], list(bs.malformed)
     def __len__(self): return len(self.bs)
     def __getitem__(self, i:int)->dict: return self.bs[i]
     def group(self, record:dict)->str: return self.name
-    def score(self, response:str, record:dict)->float: return score_response(self.bs.bench, response, record)
+    def score(self, response:str, record:dict)->float: return score_response(self.bs.bench, response, record, self.judge)
+    def unit(self, record:dict)->str|None: return self.bs.bench.unit(record) if self.bs.bench.unit else None
 
 def open_sources(names:list, # 'synthetic' and/or benchmark names (keys of benchmarks.BENCHMARKS)
                  data_dir:str|Path, # the folder holding one sub-folder per benchmark
                  limit:int=0, # records per benchmark (per family for 'synthetic'); 0: all
+                 judge=None, # an LLM judge (`benchmarks.judge.load_judge`) for MathVista, MathVerse, CharXiv; None: rule-based
                 )->tuple:
     "({name: source} for the sources that opened, {name: why not} for those whose data are missing)."
     unknown = [n for n in names if n != 'synthetic' and n not in BENCHMARKS]
     if unknown: raise ValueError(f"unknown benchmark(s) {unknown}; expected 'synthetic' or some of {list(BENCHMARKS)}")
     opened, missing = {}, {}
     for n in names:
-        try: opened[n] = synthetic_source(limit=limit) if n == 'synthetic' else BenchmarkSource(load_benchmark(n, data_dir, limit))
+        try: opened[n] = synthetic_source(limit=limit) if n == 'synthetic' else BenchmarkSource(load_benchmark(n, data_dir, limit), judge)
         except FileNotFoundError as e: missing[n] = str(e)
     return opened, missing
 
@@ -235,7 +245,7 @@ def default_models(run:str|Path='runs/g2rpo_tiny', # the main job's output folde
     if (final/'config.json').exists(): out[model_label(final)] = final
     return out
 
-SUMMARY_COLUMNS = ['model', 'source', 'group', 'n', 'score', 'se', 'malformed', 'samples_per_s', 'responses_per_s', 'status']
+SUMMARY_COLUMNS = ['model', 'source', 'group', 'n', 'score', 'se', 'malformed', 'samples_per_s', 'responses_per_s', 'status', 'scoring', 'reference']
 
 def evaluate_models(models:dict, # label -> model folder or hub id
                     sources:dict, # name -> source (from `open_sources`)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import DATA_DIR, FIGURES_DIR
-from ..eval.benchmarks import BENCHMARKS
+from ..eval.benchmarks.registry import BENCHMARKS
 
 # %% ../../nbs/api/06_report/00_paper_tables.ipynb #5fe58f32
 TABLES = {'t1': 'Table 1: general, math and chart benchmarks',
