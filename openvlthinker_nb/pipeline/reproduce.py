@@ -38,6 +38,7 @@ class Step:
 LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in the order they build on each other
     'api/00_paths', 'api/01_tasks/00_vocab', 'api/01_tasks/01_math_verify', 'api/01_tasks/02_rewards', 'api/01_tasks/03_data',
     'api/01_tasks/04_synthetic', 'api/02_algos/00_advantages', 'api/02_algos/01_shaping', 'api/02_algos/02_loss',
+    'api/02_algos/03_lab', 'api/02_algos/04_lab_stats',
     'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/03_hf', 'api/03_policy/04_static',
     'api/03_policy/05_rollout', 'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
     'api/04_trainer/04_update', 'api/04_trainer/05_checkpoints', 'api/04_trainer/06_metrics', 'api/04_trainer/07_loop', 'api/04_trainer/08_sft',
@@ -71,11 +72,12 @@ PIPELINE = [
     Step('ablations', notebook='07_ablations.ipynb', after=('data', 'sft_model'),
          quick={'variants': ['GRPO', 'G2RPO + entropy + length'], 'seeds': 1, 'output_dir': 'runs/quick/ablations',
                 'overrides': {**QUICK_TRAIN, 'eval_limit': 1, 'grad_share_every': 1}}),
+    Step('lab', notebook='07b_lab.ipynb', quick={'quick': True, 'output_dir': 'runs/quick/lab'}),
     Step('throughput_trl', command=('tests/bench_trl.py', '--out', 'figures/tables/throughput_trl.md'), needs='trl'),
     Step('results', notebook='08_results.ipynb', after=('main_job', *[f'trial_{t}' for t in TRIALS]),
          quick={'main': 'runs/quick/g2rpo_tiny', 'control': 'runs/quick/trials/t06_control_shuffled', 'trials': 'runs/quick/trials',
                 'output_dir': 'runs/quick/tables'}),
-    Step('readme', command=('-m', 'openvlthinker_nb.report.readme'), after=('results', 'eval', 'ablations', 'throughput_trl')),
+    Step('readme', command=('-m', 'openvlthinker_nb.report.readme'), after=('results', 'eval', 'ablations', 'lab', 'throughput_trl')),
 ]
 
 # %% ../../nbs/api/07_pipeline/01_reproduce.ipynb #a9f899f9
