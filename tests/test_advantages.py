@@ -13,7 +13,7 @@ def _load_bench():
 
 def test_registry_and_signatures_match_the_contract():
     assert list(adv.ADVANTAGES) == ['grpo', 'dr_grpo', 'gdpo', 'g2rpo']
-    assert list(adv.SCOPES) == ['task', 'group', 'group_then_task']
+    assert list(adv.SCOPES) == ['task', 'group', 'group_then_task', 'group_task_scaled']
     assert all(list(inspect.signature(f).parameters) == ['b'] for f in adv.ADVANTAGES.values())   # one signature: (AdvantageBatch)
     params = {k: inspect.signature(getattr(adv, k)).parameters for k in adv.ADVANTAGES}
     assert list(params['grpo'])[:3] == ['rewards', 'group_ids', 'eps'] and params['grpo']['eps'].default == 1e-6
@@ -25,7 +25,7 @@ def test_registry_and_signatures_match_the_contract():
 
 # the estimators and their helpers must stay vectorized: no Python loop (for/while/comprehension) in their bodies
 VECTORIZED = ['grpo', 'dr_grpo', 'gdpo', 'g2rpo', '_standardize', '_index', '_value_key', '_tie_blocks', '_grid_means',
-              '_rank_scores', '_in_sets', '_scope_task', '_scope_group', '_scope_group_then_task']
+              '_rank_scores', '_in_sets', '_scope_task', '_scope_group', '_scope_group_then_task', '_scope_group_task_scaled']
 LOOPS = (ast.For, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 @pytest.mark.parametrize('name', VECTORIZED)

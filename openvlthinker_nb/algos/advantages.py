@@ -273,7 +273,18 @@ def _scope_group_then_task(rewards, group_ids, task_ids):
     means.index_copy_(0, used, _grid_means(tcounts.index_select(0, task), start, cnt))
     return torch.empty(perm.numel(), dtype=torch.float64, device=perm.device).index_copy_(0, perm, means.index_select(0, cell_slot))
 
-SCOPES = {'task': _scope_task, 'group': _scope_group, 'group_then_task': _scope_group_then_task}  # name -> fn(r, g, t)
+# %% ../../nbs/api/02_algos/00_advantages.ipynb #45e099c7
+def _scope_group_task_scaled(rewards, group_ids, task_ids):
+    "Ours: the group map, each task scaled to the sum of squares the released map gives it: (B,),(B,),(B,) -> (B,) float64."
+    s, a = _in_sets(rewards, group_ids), _scope_group_then_task(rewards, group_ids, task_ids)
+    tslot, tcounts, _ = _index(task_ids)
+    es = s.new_zeros(tcounts.numel()).index_add_(0, tslot, s*s)
+    ea = s.new_zeros(tcounts.numel()).index_add_(0, tslot, a*a)
+    c = torch.where(es > 0, (ea / es.clamp(min=1e-300)).sqrt(), 0.)
+    return s * c.index_select(0, tslot)
+
+SCOPES = {'task': _scope_task, 'group': _scope_group, 'group_then_task': _scope_group_then_task,
+          'group_task_scaled': _scope_group_task_scaled}  # name -> fn(r, g, t)
 
 # %% ../../nbs/api/02_algos/00_advantages.ipynb #aa40137c
 def g2rpo(rewards:torch.Tensor, # scalar reward of each response (B,), floating
