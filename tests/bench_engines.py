@@ -40,7 +40,8 @@ def compile_probe(run, steps:int=3)->dict:
     import torch._dynamo
     from torch._dynamo.utils import counters
     from openvlthinker_nb.policy import shared, static
-    cfg, recs = run.cfg, [run.train_ds[i] for i in range(cfg.batch_prompts)]
+    cfg = run.cfg
+    recs = [run.train_ds[i] for i in range(cfg.batch_prompts)]
     go = lambda step: shared.shared_rollout(run.model, run.processor, recs, n=cfg.n, max_new_tokens=cfg.max_new_tokens, seed=1, compact=0., decode_step=step)
     def timed(step):
         c = time.process_time(); w = time.perf_counter(); ro = go(step); return time.process_time() - c, time.perf_counter() - w, ro
