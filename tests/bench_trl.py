@@ -56,7 +56,7 @@ def micro_batch_for(total:int, cap:int)->int:
 def our_config(a, tmp:str, filter_on:bool, micro:int)->TrainConfig:
     "The main job's TrainConfig at the benchmark's sizes (CPU; no evaluation is run)."
     return TrainConfig.from_dict({'device': 'cpu', 'batch_prompts': a.prompts, 'n': a.n, 'max_new_tokens': a.max_new_tokens,
-                                  'online_filter': filter_on, 'micro_batch': micro, 'num_threads': a.threads,
+                                  'online_filter': filter_on, 'micro_batch': micro, 'num_threads': a.threads, 'rollout_engine': a.engine,
                                   'output_dir': tmp, 'progress': False, 'max_steps': a.warmup + a.steps})
 
 
@@ -206,6 +206,7 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=3, help='timed steps of each trainer')
     ap.add_argument('--warmup', type=int, default=1, help='untimed steps of each trainer first')
     ap.add_argument('--threads', type=int, default=2, help='torch CPU threads for both (the main job: 2)')
+    ap.add_argument('--engine', default='auto', help="our rollout engine (TrainConfig.rollout_engine): 'auto' (hf on CPU) or 'shared'")
     ap.add_argument('--no-filter-row', action='store_true', help='skip the row of the main job with its online filter on')
     ap.add_argument('--out', default=None, help='also write the table (markdown, with its setting) to this file, e.g. figures/tables/throughput_trl.md')
     a = ap.parse_args(argv)

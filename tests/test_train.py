@@ -182,3 +182,14 @@ def test_trl_bench_needs_only_its_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, 'trl', None)   # as if trl were not installed
     with pytest.raises(SystemExit, match=r'pip install -e "\.\[bench\]"'): bench_trl.require_trl()
     assert bench_trl.micro_batch_for(128, 36) == 32 and bench_trl.micro_batch_for(16, 36) == 16 and bench_trl.micro_batch_for(7, 4) == 1
+
+
+def test_shared_engine_trains(tmp_path):
+    "Two steps with the `shared` engine: the update's log-probs equal the rollout's (ratio 1 before the step), metrics written."
+    train(TrainConfig(**{**TINY, 'max_steps': 2, 'grad_share_every': 0, 'save_every': 0, 'online_filter': False}, rollout_engine='shared', output_dir=str(tmp_path)))
+    ms = _metrics(tmp_path)
+    assert [m['step'] for m in ms] == [1, 2]
+    kept = [m for m in ms if m['filter/kept_groups'] > 0]
+    assert len(kept) == 2   # the filter is off: every group trained on
+    for m in kept: assert abs(m['ratio_mean'] - 1) < 1e-5 and m['clip_frac'] == 0, (m['ratio_mean'], m['clip_frac'])
+    assert json.loads((tmp_path/'config.json').read_text())['rollout_engine'] == 'shared'

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 from .core import Rollout
-from . import hf, static
+from . import hf, static, shared
 
 # %% ../../nbs/api/03_policy/05_rollout.ipynb #c6d1779a
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class Engine:
     response_logprobs: Callable  # (model, ro, micro_batch, with_entropy, temperature) -> ((N, T) log-probs, (N, T) entropies or None)
 
 ROLLOUT_ENGINES = {'hf': Engine(hf.rollout, hf.response_logprobs),
-                   'static': Engine(static.static_rollout, static.static_response_logprobs)}  # name -> engine
+                   'static': Engine(static.static_rollout, static.static_response_logprobs),
+                   'shared': Engine(shared.shared_rollout, shared.shared_response_logprobs)}  # name -> engine
 AUTO_ENGINES = {'xla': 'static'}  # device type -> the engine 'auto' means there (any other device: 'hf')
 
 def engine_name(engine:str, # a key of ROLLOUT_ENGINES, or 'auto'

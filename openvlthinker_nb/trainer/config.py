@@ -34,7 +34,7 @@ class TrainConfig:
     image_root: str = _p('', "folder image paths are relative to; '' = each records file's own folder")
     output_dir: str = _p('runs/g2rpo_tiny', "where config, metrics, checkpoints, eval and figures go (relative paths: to the repo root)")
     device: str = _p('auto', "'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (policy.device.pick_device)", 'xla (AWS Trainium)')
-    rollout_engine: str = _p('auto', "rollout engine: 'auto' (static on XLA, hf elsewhere) or a key of policy.rollout.ROLLOUT_ENGINES (hf, static)")
+    rollout_engine: str = _p('auto', "rollout engine: 'auto' (static on XLA, hf elsewhere) or a key of policy.rollout.ROLLOUT_ENGINES (hf, static, shared: each prompt computed once for its group, ~2x faster steps on CPU)")
     dtype: str = _p('float32', "weight dtype: float32, bfloat16 or float16", 'bfloat16')
     gradient_checkpointing: bool = _p(False, "recompute activations in the backward pass to save memory", True)
     freeze_vision: bool = _p(False, "keep the vision tower fixed; train the language model and merger")
