@@ -177,7 +177,8 @@ def attach(model, # the policy (on 'cpu' with the CPU build of vLLM, on 'cuda' w
         llm = LLM(model=_source(model), dtype=_dtype_name(model), seed=settings.seed, max_model_len=settings.max_model_len or None,
                   enforce_eager=settings.enforce_eager or dev == 'cpu', gpu_memory_utilization=settings.gpu_memory_utilization,
                   kv_cache_memory_bytes=int(kv * 2**30) if kv else None, enable_sleep_mode=settings.sleep_level > 0,
-                  max_num_seqs=settings.max_num_seqs, limit_mm_per_prompt={'video': 0}, logprobs_mode='processed_logprobs')
+                  max_num_seqs=settings.max_num_seqs, limit_mm_per_prompt={'video': 0}, logprobs_mode='processed_logprobs',
+                  enable_chunked_prefill=dev != 'cpu')   # CPU: a prompt split over steps crashes seeded sampling (its RNG has no offset)
     finally: torch.set_num_threads = keep
     col = Colocated(llm, settings)
     setattr(model, ATTR, col)

@@ -66,6 +66,9 @@ def test_sampled_logprobs_agree(policy, records):
     _agree(model, ro)
     hot = engine.rollout(model, processor, records, n=2, temperature=1.5, max_new_tokens=24, seed=5)   # the temperature is applied
     _agree(model, hot)
+    many = engine.rollout(model, processor, records * 3, n=8, temperature=1.0, max_new_tokens=8, seed=7)   # more prompt tokens than one
+    assert len(many) == 18 * 8                                                                             # scheduler step holds (seeded)
+    _agree(model, many)
 
 def test_clear_errors(policy, records):
     "Settings that cannot work are refused with a message that names them."
