@@ -4,7 +4,7 @@ Skipped (not failed) in the main environment, which has no vLLM.
 Scale (sized for CI: 2 cores): the embedded tiny Qwen3-VL, one record per task family (6 prompts, images included),
 greedy 2 x 32 tokens, sampled 4 x 48 tokens; one RL step of the trainer; one LoRA step; a 3-step run of each engine.
 Tolerance of vLLM's log-probs against the trainer's recomputed ones: LP_TOL (measured <= 1.4e-5 in float32)."""
-import copy, json, os
+import copy, json, os, subprocess, sys
 from pathlib import Path
 import pytest
 import torch
@@ -144,3 +144,17 @@ def test_short_run_like_hf(tmp_path):
     for m in res['vllm']['metrics']:
         if m['skipped_updates'] == 0: assert abs(m['ratio_mean'] - 1) < 1e-3 and m['clip_frac'] == 0.0, m
     assert any(m['skipped_updates'] == 0 for m in res['vllm']['metrics'])
+
+def test_main_notebook_runs(tmp_path):
+    "The main job's notebook with rollout_engine=vllm, through papermill in this environment, at a small scale (2 steps)."
+    root = Path(__file__).parents[2]
+    params = dict(rollout_engine='vllm', old_logp='recompute', max_steps=2, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1,
+                  eval_k=0, eval_max_new_tokens=10, micro_batch=6, num_threads=1, save_every=0, progress=False, copy_figures=False,
+                  vllm_kv_cache_gib=0.25, vllm_max_model_len=1024, vllm_max_num_seqs=64, output_dir=str(tmp_path/'run'))
+    cmd = [sys.executable, '-m', 'papermill', str(root/'nbs'/'05_train.ipynb'), str(tmp_path/'out.ipynb'), '--no-progress-bar']
+    for k, v in params.items(): cmd += ['-p', k, str(v)]   # papermill reads 2, 0.25 and False as int, float and bool
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    cfg = json.loads((tmp_path/'run'/'config.json').read_text())
+    assert cfg['rollout_engine'] == 'vllm' and cfg['max_steps'] == 2
+    assert len((tmp_path/'run'/'metrics.jsonl').read_text().splitlines()) == 2
