@@ -16,8 +16,8 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
-extras = {'dev': dev_requirements}   # `xla`, `neuron` and `bench`: from settings.ini's `<name>_requirements`
-for name in ('xla', 'neuron', 'bench'): extras[name] = shlex.split(cfg.get(f'{name}_requirements', ''))
+extras = {'dev': dev_requirements}   # `xla`, `neuron`, `bench` and `vllm`: from settings.ini's `<name>_requirements`
+for name in ('xla', 'neuron', 'bench', 'vllm'): extras[name] = shlex.split(cfg.get(f'{name}_requirements', ''))
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 

@@ -36,6 +36,7 @@ def test_settings_keep_cell_tags_and_pins():
     assert 'torch==2.15.0' in d['dev_requirements'] and 'torchvision==0.29.2' in d['dev_requirements']   # the main environment's pair
     assert 'torch==2.9.0' in d['xla_requirements'] and 'torch-xla==2.9.0' in d['xla_requirements']         # the XLA environment's
     assert 'torch-neuronx==2.9' in d['neuron_requirements'] and 'neuronx-cc' in d['neuron_requirements']
+    assert d['vllm_requirements'].split() == ['vllm==0.33.0']   # CUDA; it pins its own torch 2.14.0 (the CPU build: tests/vllm/run.sh)
 
 
 def test_paper_results_in_repo():
@@ -54,12 +55,12 @@ def test_notebooks_cite_nothing_outside_the_repo():
 
 
 def test_every_import_is_declared():
-    "Every third-party module the package imports is a declared requirement (torch_xla: the optional `xla` path, found lazily)."
+    "Every third-party module the package imports is a declared requirement (torch_xla, vllm: optional engines, found lazily)."
     import ast
     dist = {'PIL': 'pillow', 'yaml': 'pyyaml', 'math_verify': 'math-verify'}
     cfg = configparser.ConfigParser(); cfg.read(REPO_ROOT/'settings.ini')
     declared = {re.split(r'[<>=\[ ]', r)[0].lower() for r in cfg['DEFAULT']['requirements'].split()}
-    stdlib, optional = set(sys.stdlib_module_names), {'torch_xla'}
+    stdlib, optional = set(sys.stdlib_module_names), {'torch_xla', 'vllm'}
     for py in (REPO_ROOT/'openvlthinker_nb').rglob('*.py'):
         for node in ast.walk(ast.parse(py.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 from .core import Rollout
-from . import hf, static, shared
+from . import hf, static, shared, vllm
 
 # %% ../../nbs/api/03_policy/05_rollout.ipynb #c6d1779a
 @dataclass(frozen=True)
@@ -18,10 +18,12 @@ class Engine:
     "A rollout engine: how it samples, and how it recomputes the log-probs of its samples."
     rollout: Callable            # (model, processor, records, n, temperature, top_p, max_new_tokens, seed, logprobs, micro_batch, with_entropy) -> Rollout
     response_logprobs: Callable  # (model, ro, micro_batch, with_entropy, temperature) -> ((N, T) log-probs, (N, T) entropies or None)
+    prepare: Callable|None = None  # (model, processor, options) -> hook the trainer runs after every optimizer step; None: nothing to prepare
 
 ROLLOUT_ENGINES = {'hf': Engine(hf.rollout, hf.response_logprobs),
                    'static': Engine(static.static_rollout, static.static_response_logprobs),
-                   'shared': Engine(shared.shared_rollout, shared.shared_response_logprobs)}  # name -> engine
+                   'shared': Engine(shared.shared_rollout, shared.shared_response_logprobs),
+                   'vllm': Engine(vllm.rollout, hf.response_logprobs, vllm.colocate)}  # name -> engine (vllm: the trainer recomputes with its own model)
 AUTO_ENGINES = {'xla': 'static'}  # device type -> the engine 'auto' means there (any other device: 'hf')
 
 def engine_name(engine:str, # a key of ROLLOUT_ENGINES, or 'auto'

