@@ -35,6 +35,7 @@ class TrainConfig:
     image_root: str = _p('', "folder image paths are relative to; '' = each records file's own folder")
     output_dir: str = _p('runs/g2rpo_tiny', "where config, metrics, checkpoints, eval and figures go (relative paths: to the repo root)")
     device: str = _p('auto', "'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (policy.device.pick_device)", 'xla (AWS Trainium)')
+    parallel: str = _p('ddp', "how the policy is spread over devices: ddp (each process holds all of it) or fsdp (weights, gradients and AdamW state split over the devices; on XLA: SPMD, one process for all devices, policy.spmd)", 'fsdp')
     rollout_engine: str = _p('auto', "rollout engine: 'auto' (static on XLA, hf elsewhere) or a key of policy.rollout.ROLLOUT_ENGINES (hf, static)")
     dtype: str = _p('float32', "weight dtype: float32, bfloat16 or float16", 'bfloat16')
     gradient_checkpointing: bool = _p(False, "recompute activations in the backward pass to save memory", True)
@@ -167,6 +168,7 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'image_root': (lambda v, c: v == '' or repo_path(v).is_dir(), "'' or an existing folder"),
     'output_dir': (lambda v, c: v != '', 'a folder path'),
     'device': (_resolves(parse_device), f"one of {sorted(DEVICES)}, optionally with ':N'"),
+    'parallel': _in({'ddp', 'fsdp'}),
     'dtype': _in(DTYPES), 'rollout_engine': _in({'auto', *ROLLOUT_ENGINES}),
     'algorithm': _in(ADVANTAGES), 'scope': _in(SCOPES), 'task_key': _in(TASK_KEYS),
     'loss': _in(POLICY_LOSSES), 'loss_agg': _in(AGGREGATIONS),
