@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from . import core
+from .spmd import shard_rows
 
 # %% ../../nbs/api/03_policy/04_static.ipynb #dd72390b
 def is_xla(x)->bool:
@@ -186,8 +187,8 @@ def static_rollout(model, processor, records:list, n:int=8, temperature:float=1.
     full = lambda x, v: torch.cat([x, torch.full((Pb, T), v, dtype=x.dtype)], 1)
     pos, src = mm_layout(model, full(ids_p, pad), full(mask_p, 1), None if tt_p is None else full(tt_p, 0), enc.get('image_grid_thw'))
     rows = torch.arange(Pb).repeat_interleave(n)
-    ids, am = full(ids_p, pad)[rows].to(dev), full(mask_p, 1)[rows].to(dev)
-    pos, src = pos[:, rows].to(dev), src[rows].to(dev)
+    ids, am = shard_rows(full(ids_p, pad)[rows].to(dev)), shard_rows(full(mask_p, 1)[rows].to(dev))   # rows split over devices under SPMD
+    pos, src = shard_rows(pos[:, rows].to(dev), 1), shard_rows(src[rows].to(dev))
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     sup_t = torch.tensor(sup, device=dev) if sup else None
     stop_t, cur = torch.tensor(stops, device=dev), torch.tensor([Lb - 1], device=dev)
@@ -249,7 +250,7 @@ def static_response_logprobs(model, ro:'core.Rollout', micro_batch:int=16, with_
         tt = torch.cat([inp['mm_token_type_ids'], torch.zeros_like(resp, dtype=inp['mm_token_type_ids'].dtype)], 1) if 'mm_token_type_ids' in inp else None
         pos, src = mm_layout(model, ids, am, tt, inp.get('image_grid_thw'))
         feats = image_features(model, inp['pixel_values'].to(dev), inp['image_grid_thw'].to(dev)) if 'pixel_values' in inp else None
-        logits = lm_logits(model, ids.to(dev), am.to(dev), pos.to(dev), src.to(dev), feats, keep)
+        logits = lm_logits(model, shard_rows(ids.to(dev)), shard_rows(am.to(dev)), shard_rows(pos.to(dev), 1), shard_rows(src.to(dev)), feats, keep)
         lp, ent = core.token_logprobs(logits, resp.to(dev), rmask.to(dev), temp, with_entropy, ro.suppress_ids)
         if k < micro_batch:   # a short chunk: drop the copies (on the host when no gradient is needed, so the graph stays the same)
             if not torch.is_grad_enabled(): sync(dev); lp, ent = lp.cpu(), (ent.cpu() if with_entropy else None)

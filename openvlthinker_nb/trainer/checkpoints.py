@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file, load_file, save_model, load_model
 from ..tasks.data import FamilySampler
+from ..policy.spmd import SHARDED_DIR, spmd_on, save_sharded, load_sharded
 
 # %% ../../nbs/api/04_trainer/05_checkpoints.ipynb #d6211a26
 def _opt_to_tensors(sd:dict)->tuple:
@@ -35,11 +36,14 @@ def save_checkpoint(out:Path, step:int, model, opt, sched, sampler:FamilySampler
     root = Path(out)/'checkpoints'; final, tmp = root/f'step_{step:06d}', root/f'.tmp_step_{step:06d}'
     if tmp.exists(): shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    if next(model.parameters()).device.type == 'xla':   # XLA tensors have no host storage for safetensors to inspect: save host copies
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp/'model.safetensors'))
-    else: save_model(model, str(tmp/'model.safetensors'))
-    tensors, meta = _opt_to_tensors(opt.state_dict())
-    save_file(tensors, str(tmp/'optimizer.safetensors'))
+    if spmd_on():   # device='xla' parallel='fsdp': weights and AdamW state written shard by shard (policy.spmd), never gathered
+        save_sharded(tmp, model, opt); meta = {'param_groups': opt.state_dict()['param_groups'], 'scalars': {}}
+    else:
+        if next(model.parameters()).device.type == 'xla':   # XLA tensors have no host storage for safetensors to inspect: save host copies
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp/'model.safetensors'))
+        else: save_model(model, str(tmp/'model.safetensors'))
+        tensors, meta = _opt_to_tensors(opt.state_dict())
+        save_file(tensors, str(tmp/'optimizer.safetensors'))
     np_state = np.random.get_state()
     rng = {'torch': torch.get_rng_state(), 'numpy': torch.from_numpy(np_state[1].astype(np.int64))}
     if torch.cuda.is_available(): rng.update({f'cuda{i}': s for i, s in enumerate(torch.cuda.get_rng_state_all())})
@@ -61,8 +65,12 @@ def last_checkpoint(out:Path)->Path|None:
 def load_checkpoint(ck:Path, model, opt, sched, sampler:FamilySampler)->int:
     "Restore weights, optimizer, scheduler, sampler and RNG states; returns the step."
     state = json.loads((ck/'state.json').read_text())
-    load_model(model, str(ck/'model.safetensors'), device=str(next(model.parameters()).device))
-    opt.load_state_dict(_opt_from_tensors(load_file(str(ck/'optimizer.safetensors')), state['optimizer']))
+    if (ck/SHARDED_DIR).is_dir():
+        if not spmd_on(): raise ValueError(f"checkpoint {ck} holds shards of a device='xla' parallel='fsdp' run: resume it with those settings")
+        load_sharded(ck, model, opt)
+    else:
+        load_model(model, str(ck/'model.safetensors'), device=str(next(model.parameters()).device))
+        opt.load_state_dict(_opt_from_tensors(load_file(str(ck/'optimizer.safetensors')), state['optimizer']))
     sched.load_state_dict(state['scheduler'])
     sampler.load_state_dict(state['sampler'])
     rng = load_file(str(ck/'rng.safetensors'))

@@ -22,6 +22,8 @@ from ..tasks.data import load_onethinker
 from ..tasks.vocab import TASK_TYPES
 from ..policy.load import load_policy
 from ..policy.rollout import ROLLOUT_ENGINES, engine_name
+from ..policy.device import parse_device
+from ..policy.spmd import xla_parallel
 from ..eval.heldout import EvalProtocol, score_records, summarize_scores, paired_delta
 from ..tasks.data import first_per_family
 from ..paths import repo_path
@@ -87,7 +89,12 @@ def setup(cfg:TrainConfig)->Run:
     "Process group, model, data, sampler, optimizer and scheduler of a run."
     protocol = eval_protocol(cfg)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
+    xp = xla_parallel(cfg.parallel, int(os.environ.get('WORLD_SIZE', 1))) if parse_device(cfg.device)[0] == 'xla' else None
+    if xp is not None: xp.start()   # SPMD (parallel='fsdp') must be on before the first tensor reaches the device
     d = init_dist(cfg.device)
+    if xp is None and cfg.parallel != 'ddp':
+        raise ValueError(f"bad parameter `parallel` = {cfg.parallel!r}: sharding is implemented for device='xla' (policy.spmd); "
+                         f"device={cfg.device!r} runs data-parallel ('ddp')")
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
     paths = {'model': resolve_model(cfg.model), 'train_data': resolve_data(cfg.train_data, 'rl'), 'eval_data': resolve_data(cfg.eval_data, 'test'),
              'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
@@ -96,11 +103,12 @@ def setup(cfg:TrainConfig)->Run:
     with _quiet_hf():
         model, processor = load_policy(paths['model'], dtype=cfg.dtype, device=str(d.device),
                                               gradient_checkpointing=cfg.gradient_checkpointing, freeze_vision=cfg.freeze_vision)
+    if xp is not None: model = xp.place(model)   # parallel='fsdp' on XLA: every weight split over the devices
     model.eval()
     ref = None
     if cfg.kl_coef > 0:
         with _quiet_hf(): ref, _ = load_policy(paths['model'], dtype=cfg.dtype, device=str(d.device))
-        ref.requires_grad_(False).eval()
+        ref = (ref if xp is None else xp.place(ref)).requires_grad_(False).eval()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             weight_decay=cfg.weight_decay)
     if d.device.type == 'xla':   # an XLA step boundary after every optimizer step
@@ -171,7 +179,7 @@ def _fmt(m:dict, total:int)->str:
             f"clip {m['clip_frac']:.3f} kept {m['filter/kept_groups']}/{m['filter/prompts_drawn']} {m['seconds']:.1f}s")
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #07cabf68
-NON_RESULT_FIELDS = ('output_dir', 'device', 'num_threads', 'micro_batch', 'eval_batch_size', 'save_every', 'keep_checkpoints',
+NON_RESULT_FIELDS = ('output_dir', 'device', 'parallel', 'num_threads', 'micro_batch', 'eval_batch_size', 'save_every', 'keep_checkpoints',
                      'resume', 'log_every', 'progress', 'copy_figures')  # fields that change where or how fast, not what a run computes
 
 def main_job_differences(cfg:TrainConfig)->list:

@@ -163,7 +163,7 @@ def family_gradient_vectors(model, parts:list, # the policy and this process's r
             mask = sub.response_mask.to(logp.device)
             for k, term in enumerate(terms.values()):
                 gs = torch.autograd.grad(term(logp, h, mask, pos), params, retain_graph=k < len(terms) - 1, allow_unused=True)
-                G[k, f] += torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).cpu() for g, p in zip(gs, params)])
+                G[k, f] += torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gs, params)]).cpu()   # one transfer (XLA: one graph, not one per weight)
     return list(terms), all_sum(G.to(d.device), d).cpu()
 
 def family_gradients(model, parts:list, adv:torch.Tensor, adv_task:torch.Tensor, old:list, cfg:TrainConfig, d:Dist)->dict:

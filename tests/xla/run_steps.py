@@ -1,9 +1,13 @@
 """A few RL steps at the XLA tests' small scale (see SMALL) on one device; prints one JSON line (metrics per step, compile
-counts, held-out summaries) and saves every rollout's tokens and per-token log-probs to OUT_DIR/rollouts.pt. `python tests/xla/run_steps.py DEVICE OUT_DIR [STEPS [ENGINE]]`"""
+counts, held-out summaries) and saves every rollout's tokens and per-token log-probs to OUT_DIR/rollouts.pt. `python tests/xla/run_steps.py DEVICE OUT_DIR [STEPS [ENGINE [name=value ...]]]`
+(the name=value pairs override TrainConfig fields, e.g. parallel=fsdp save_every=2 resume=true); with parallel=fsdp it
+also reports how many weights and AdamW moments are split over the devices after the last step."""
 import dataclasses, json, os, sys, time
 import torch
 from pathlib import Path
-from openvlthinker_nb.trainer.loop import train
+from openvlthinker_nb.trainer import loop
+from openvlthinker_nb.trainer.loop import train, parse_override
+from openvlthinker_nb.policy import spmd
 from openvlthinker_nb.trainer.config import TrainConfig
 from openvlthinker_nb.paths import resolve_data
 from openvlthinker_nb.policy import static as xla
@@ -21,6 +25,7 @@ ONE_BUCKET = lambda r: r['task_type'] != 'spatial_grounding'
 if __name__ == '__main__':
     device, out, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 3
     engine = sys.argv[4] if len(sys.argv) > 4 else 'auto'   # 'static': the fixed-shape passes on any device (CPU eager vs XLA)
+    overrides = dict(parse_override(kv) for kv in sys.argv[5:])
     src = resolve_data('default', 'rl')
     data = out.parent/f'{out.name}_rl.jsonl'
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -32,9 +37,21 @@ if __name__ == '__main__':
         return g
     eng = front.ROLLOUT_ENGINES['static']
     front.ROLLOUT_ENGINES['static'] = dataclasses.replace(eng, rollout=recording(eng.rollout))
-    cfg = TrainConfig(device=device, rollout_engine=engine, max_steps=steps, output_dir=str(out), train_data=str(data), image_root=str(src.parent), **SMALL)
-    res = train(cfg, on_step=lambda s, m: compiles.append(xla.compile_count()))
+    cfg = TrainConfig(device=device, rollout_engine=engine, max_steps=steps, output_dir=str(out), train_data=str(data), image_root=str(src.parent),
+                      **{**SMALL, **overrides})
+    held, sharding = [], {}
+    setup = loop.setup   # keep the run's model and optimizer to inspect their sharding
+    loop.setup = lambda c: held.append(setup(c)) or held[-1]
+    def on_step(s, m):
+        compiles.append(xla.compile_count())
+        if s == steps and spmd.spmd_on():   # before the final export moves the weights to the host
+            import torch_xla.runtime as xr
+            run = held[0]; split = lambda t: 'devices=' in spmd.sharding(t)
+            ws = [p for p in run.model.parameters()]; ms = [st[k] for st in run.opt.state.values() for k in ('exp_avg', 'exp_avg_sq')]
+            sharding.update(devices=xr.global_runtime_device_count(), weights=len(ws), weights_split=sum(map(split, ws)),
+                            moments=len(ms), moments_split=sum(map(split, ms)))
+    res = train(cfg, on_step=on_step)
     torch.save(rollouts, out/'rollouts.pt')
     metrics = [json.loads(l) for l in open(os.path.join(res['output_dir'], 'metrics.jsonl'))]
-    print('RESULT ' + json.dumps({'device': device, 'compiles': compiles, 'metrics': metrics, 'before': res['before'], 'after': res['after'],
+    print('RESULT ' + json.dumps({'device': device, 'compiles': compiles, 'sharding': sharding, 'metrics': metrics, 'before': res['before'], 'after': res['after'],
                                   'seconds': time.time() - t0}))

@@ -5,64 +5,19 @@ Scale (sized for CI: 2 cores, XLA's CPU runtime, the whole suite with its enviro
 4 prompts x 2 responses, 16 new tokens, one micro-batch, without the online filter, on the rl split minus spatial_grounding
 (one 128-token prompt bucket), held-out evaluation on one record per family, greedy only (tests/xla/run_steps.py, SMALL);
 the papermill run: 2 steps of the same size with the online filter on, on the default data. The main job's 16 x 8 x 48
-configuration is not run here (minutes per step on XLA's CPU runtime). No 2-process run on the xla backend."""
+configuration is not run here (minutes per step on XLA's CPU runtime). No 2-process run on the xla backend. The sharded
+runs (parallel=fsdp, 2 virtual devices) are in test_xla_fsdp.py; conftest.py starts the runs side by side."""
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
 pytest.importorskip('torch_xla')
 pytestmark = pytest.mark.skipif(os.environ.get('PJRT_DEVICE') != 'CPU', reason='run with PJRT_DEVICE=CPU (tests/xla/run.sh)')
-HERE, ROOT = Path(__file__).parent, Path(__file__).parents[2]
-STEPS = 4     # step 1 compiles everything, step 2 AdamW's steady-state step (step 1 creates its state); 3 and 4 must compile nothing
-LP_TOL = 1e-4   # per-token log-probs, XLA vs CPU eager; measured <= 1.8e-5 over the 4 steps
-REL_TOL = 1e-4  # pg_loss, grad_norm (relative); measured <= 4e-6
-PARAM_TOL = 1e-3  # final parameters after 4 AdamW steps (lr 1e-4; Adam's normalisation amplifies float noise); measured 2.8e-5
-
-def _run(device:str, out:Path, steps:int=STEPS, static:bool=False)->dict:
-    p = subprocess.run([sys.executable, str(HERE/'run_steps.py'), device, str(out), str(steps), 'static' if static else 'auto'], cwd=ROOT,
-                       capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')][-1]
-    return {**json.loads(line[len('RESULT '):]), 'out': out}
-
-@pytest.fixture(scope='module')
-def runs(tmp_path_factory):
-    "The same steps on XLA and eagerly on the CPU, both through the fixed-shape passes (same sampling noise)."
-    tmp = tmp_path_factory.mktemp('xla')
-    return {'xla': _run('xla', tmp/'xla'), 'cpu': _run('cpu', tmp/'cpu', static=True)}
-
-def _close(a, b, tol): return abs(a - b) <= tol * max(1.0, abs(b))
+from conftest import ROOT, STEPS, assert_runs_agree   # the runs (fixture `runs`), tolerances and comparison shared with test_xla_fsdp.py
 
 def test_steps_agree(runs):
-    """XLA against CPU eager on the same fixed-shape path. Sampled tokens are identical while the logits agree (same host
-    noise, Gumbel-max); a token whose top two candidates are closer than the float noise could flip and make the runs
-    diverge from there, so: at least 90% of all rollout rows (held-out greedy rollouts included) identical, and every
-    rollout up to the first differing one agrees per token (log-probs within LP_TOL), with the steps' rewards, lengths,
-    losses and gradient norms (REL_TOL) and, when nothing diverged, the final parameters (PARAM_TOL)."""
-    import torch
-    from safetensors.torch import load_file
-    xs, cs = runs['xla']['metrics'], runs['cpu']['metrics']
-    assert len(xs) == len(cs) == STEPS
-    rx, rc = (torch.load(runs[d]['out']/'rollouts.pt') for d in ('xla', 'cpu'))
-    assert len(rx) == len(rc) == STEPS + 2   # held-out before, the steps, held-out after
-    same = [(a['response_ids'] == b['response_ids']).all(1) for a, b in zip(rx, rc)]
-    n_same, n = sum(int(s.sum()) for s in same), sum(len(s) for s in same)
-    assert n_same >= 0.9 * n, f"only {n_same}/{n} rollout rows identical"
-    first = next((i for i, s in enumerate(same) if not s.all()), len(same))
-    assert first >= 2, f"rollouts differ already at {first} (held-out before, or step 1 from identical weights)"
-    for a, b in zip(rx[:first], rc[:first]):
-        m = a['response_mask'].bool()
-        assert torch.equal(a['response_mask'], b['response_mask'])
-        assert (a['logprobs'] - b['logprobs'])[m].abs().max() <= LP_TOL
-    for mx, mc in zip(xs[:first - 1], cs[:first - 1]):   # step s used rollout s (rollout 0 is the held-out before)
-        for k in ('reward/mean', 'accuracy/mean', 'length/mean'): assert mx[k] == mc[k], (mx['step'], k, mx[k], mc[k])
-        for k in ('pg_loss', 'grad_norm', 'ratio_mean'): assert _close(mx[k], mc[k], REL_TOL), (mx['step'], k, mx[k], mc[k])
-    assert any(m['grad_norm'] > 0 for m in cs), "no step had a gradient: nothing compared"
-    if first == len(same):
-        px, pc = (load_file(str(runs[d]['out']/'final'/'model.safetensors')) for d in ('xla', 'cpu'))
-        assert set(px) == set(pc)   # tied embeddings saved once, as on the CPU
-        assert max(float((px[k] - pc[k]).abs().max()) for k in pc) <= PARAM_TOL
-        assert runs['xla']['after'] == runs['cpu']['after']
+    "XLA against CPU eager on the same fixed-shape path, same sampling noise (conftest.assert_runs_agree says what is compared, with which tolerances)."
+    assert_runs_agree(runs['xla'], runs['cpu'])
 
 def test_compilations_stop_growing(runs):
     "After warm-up (steps 1-2, see STEPS) XLA compiles nothing new: steps 3 and 4 reuse every graph."
