@@ -6,6 +6,7 @@
 __all__ = []
 
 # %% ../nbs/api/08_cli/03_reproduce.ipynb #cd88d631
+#| eval: false
 import sys
 from fastcore.imports import IN_NOTEBOOK
 from .pipeline.reproduce import main

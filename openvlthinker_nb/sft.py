@@ -6,6 +6,7 @@
 __all__ = []
 
 # %% ../nbs/api/08_cli/01_sft.ipynb #fb092167
+#| eval: false
 import sys
 from fastcore.imports import IN_NOTEBOOK
 from .trainer.sft import main

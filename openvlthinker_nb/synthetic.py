@@ -6,6 +6,7 @@
 __all__ = []
 
 # %% ../nbs/api/08_cli/02_synthetic.ipynb #81627f8f
+#| eval: false
 import sys
 from fastcore.imports import IN_NOTEBOOK
 from .tasks.synthetic import main

@@ -6,6 +6,7 @@
 __all__ = []
 
 # %% ../nbs/api/08_cli/00_train.ipynb #d5fcc389
+#| eval: false
 import sys
 from fastcore.imports import IN_NOTEBOOK
 from .trainer.loop import main
