@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip('vllm')
+pytest.importorskip('vllm.sampling_params')   # the real package: tests/vllm itself is importable as 'vllm' when tests/ is on sys.path
 from openvlthinker_nb.policy import hf, vllm as engine
 from openvlthinker_nb.policy.load import load_policy
 from openvlthinker_nb.tasks.data import load_onethinker
