@@ -39,6 +39,9 @@ class TrainConfig:
     dtype: str = _p('float32', "weight dtype: float32, bfloat16 or float16", 'bfloat16')
     gradient_checkpointing: bool = _p(False, "recompute activations in the backward pass to save memory", True)
     freeze_vision: bool = _p(False, "keep the vision tower fixed; train the language model and merger")
+    parallel: str = _p('ddp', "how processes share the policy (trainer.parallel.PARALLEL): ddp (each holds all weights; gradients all-reduced) or fsdp (FSDP2: weights, gradients and AdamW state sharded per decoder layer and vision block)", 'fsdp')
+    param_dtype: str = _p('', "mixed precision under FSDP2: dtype of the weights in forward and backward ('' = the weights' own dtype)")
+    reduce_dtype: str = _p('', "mixed precision under FSDP2: dtype of the gradient reduction over processes ('' = the gradients' own dtype)")
     seed: int = _p(0, "seed of the data order and of every sampling step")
     num_threads: int = _p(2, "torch CPU threads per process (0 = torch's default); 2 = both cores of the reference machine; under torchrun, cores / processes", 0)
     # the algorithm
@@ -167,7 +170,10 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'image_root': (lambda v, c: v == '' or repo_path(v).is_dir(), "'' or an existing folder"),
     'output_dir': (lambda v, c: v != '', 'a folder path'),
     'device': (_resolves(parse_device), f"one of {sorted(DEVICES)}, optionally with ':N'"),
-    'dtype': _in(DTYPES), 'rollout_engine': _in({'auto', *ROLLOUT_ENGINES}),
+    'dtype': _in(DTYPES),
+    'parallel': _in(('ddp', 'fsdp')),
+    'param_dtype': (lambda v, c: v == '' or v in DTYPES, f"'' or one of {sorted(DTYPES)}"),
+    'reduce_dtype': (lambda v, c: v == '' or v in DTYPES, f"'' or one of {sorted(DTYPES)}"), 'rollout_engine': _in({'auto', *ROLLOUT_ENGINES}),
     'algorithm': _in(ADVANTAGES), 'scope': _in(SCOPES), 'task_key': _in(TASK_KEYS),
     'loss': _in(POLICY_LOSSES), 'loss_agg': _in(AGGREGATIONS),
     'eps_low': (lambda v, c: 0 <= v < 1, 'in [0, 1)'), 'eps_high': _nonneg,
