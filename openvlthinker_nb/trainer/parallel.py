@@ -7,7 +7,7 @@ __all__ = ['PARALLEL', 'Parallel', 'join_group', 'shard_units', 'mixed_precision
            'checkpoint_files', 'load_wrapped', 'grad_norm_and_clip', 'grads_norm', 'most_over_ranks', 'full_param',
            'full_state_dict']
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #655adc3e
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #d8dc19da
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -19,7 +19,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_
 from ..policy.load import DTYPES, load_policy, resolve_model, vision_tower
 from .dist import Dist, DIST_BACKENDS
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #b1f8b998
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #fe598a2b
 def _replicated_mesh(d:Dist): return init_device_mesh(d.device.type, (d.world, 1), mesh_dim_names=('replicate', 'shard'))
 def _sharded_mesh(d:Dist): return init_device_mesh(d.device.type, (d.world,), mesh_dim_names=('shard',))
 
@@ -40,7 +40,7 @@ def join_group(d:Dist):
     if not tdist.is_initialized():
         tdist.init_process_group(DIST_BACKENDS[d.device.type], store=tdist.HashStore(), rank=0, world_size=1)
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #0a295f71
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #6653cce6
 def shard_units(model)->list:
     "The modules that get their own FSDP unit, innermost first: the model's `_no_split_modules` blocks, then the vision tower."
     names = set(getattr(model, '_no_split_modules', None) or ())
@@ -76,7 +76,7 @@ def resharded(model):
         if isinstance(m, FSDPModule): m.reshard()
     return model
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #43bcb395
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #d3f37af6
 def _restore_buffers(model):
     "Recompute the non-persistent buffers (rotary `inv_freq`) that meta-device construction left empty."
     for m in model.modules():
@@ -127,7 +127,7 @@ def load_wrapped(src:str, # model folder or hub id
     processor.tokenizer.padding_side = 'left'
     return model, processor
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #5e30e8e6
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #95e6ca39
 def grad_norm_and_clip(params:list, max_norm:float)->float:
     "Clip the global gradient norm (over every process's shard) to `max_norm`; returns the norm before clipping."
     gn = torch.nn.utils.clip_grad_norm_(params, max_norm)
@@ -153,7 +153,17 @@ def full_param(p)->torch.Tensor:
     "A parameter whole (gathered from every process when sharded)."
     return p.full_tensor() if isinstance(p, DTensor) else p
 
+def _aliases(model)->set:
+    "Names under which an already-named parameter appears again (tied weights: `lm_head.weight`)."
+    seen, out = set(), set()
+    for n, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen: out.add(n)
+        seen.add(id(p))
+    return out
+
 def full_state_dict(model)->dict:
-    "Name -> whole weight on CPU, on rank 0 (other ranks get {}); the plain `state_dict` when unwrapped."
-    if not is_wrapped(model): return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return get_model_state_dict(resharded(model), options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    "Name -> whole weight on CPU, tied copies left out, on rank 0 (other ranks get {}); from the plain `state_dict` when unwrapped."
+    sd = ({k: v.detach().cpu() for k, v in model.state_dict().items()} if not is_wrapped(model) else
+          get_model_state_dict(resharded(model), options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
+    tied = _aliases(model)
+    return {k: v for k, v in sd.items() if k not in tied}
