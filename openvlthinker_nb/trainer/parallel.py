@@ -7,7 +7,7 @@ __all__ = ['PARALLEL', 'Parallel', 'join_group', 'shard_units', 'mixed_precision
            'checkpoint_files', 'load_wrapped', 'grad_norm_and_clip', 'grads_norm', 'most_over_ranks', 'full_param',
            'full_state_dict']
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #d8dc19da
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #c8ebbfb1
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -19,7 +19,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_
 from ..policy.load import DTYPES, load_policy, resolve_model, vision_tower
 from .dist import Dist, DIST_BACKENDS
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #fe598a2b
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #0d5655cb
 def _replicated_mesh(d:Dist): return init_device_mesh(d.device.type, (d.world, 1), mesh_dim_names=('replicate', 'shard'))
 def _sharded_mesh(d:Dist): return init_device_mesh(d.device.type, (d.world,), mesh_dim_names=('shard',))
 
@@ -40,7 +40,7 @@ def join_group(d:Dist):
     if not tdist.is_initialized():
         tdist.init_process_group(DIST_BACKENDS[d.device.type], store=tdist.HashStore(), rank=0, world_size=1)
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #6653cce6
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #6688c1ef
 def shard_units(model)->list:
     "The modules that get their own FSDP unit, innermost first: the model's `_no_split_modules` blocks, then the vision tower."
     names = set(getattr(model, '_no_split_modules', None) or ())
@@ -76,21 +76,21 @@ def resharded(model):
         if isinstance(m, FSDPModule): m.reshard()
     return model
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #d3f37af6
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #c67fa03b
 def _restore_buffers(model):
     "Recompute the non-persistent buffers (rotary `inv_freq`) that meta-device construction left empty."
     for m in model.modules():
         if any(k in m._non_persistent_buffers_set for k in m._buffers): model._init_weights(m)
 
 def checkpoint_files(src:str)->list:
-    "The safetensors files of a model folder (or a hub id, from the local cache or the hub)."
-    p = Path(src)
-    if not p.is_dir():
-        from huggingface_hub import snapshot_download
-        p = Path(snapshot_download(src, allow_patterns=['*.safetensors', '*.json']))
-    files = sorted(p.glob('*.safetensors'))
-    if not files: raise FileNotFoundError(f"load_wrapped: no *.safetensors weights in {p}")
-    return files
+    "The safetensors files of a model folder or hub id (one file, or the shards its index names)."
+    import json
+    from transformers.utils import cached_file
+    idx = cached_file(src, 'model.safetensors.index.json', _raise_exceptions_for_missing_entries=False)
+    names = sorted(set(json.loads(Path(idx).read_text())['weight_map'].values())) if idx else ['model.safetensors']
+    files = [cached_file(src, n, _raise_exceptions_for_missing_entries=False) for n in names]
+    if None in files: raise FileNotFoundError(f"load_wrapped: {src} has no {names[files.index(None)]}")
+    return [Path(f) for f in files]
 
 def _read_weights(files:list)->dict:
     "Name -> tensor of every file, memory-mapped (pages are read as they are sent)."
@@ -127,7 +127,7 @@ def load_wrapped(src:str, # model folder or hub id
     processor.tokenizer.padding_side = 'left'
     return model, processor
 
-# %% ../../nbs/api/04_trainer/09_parallel.ipynb #95e6ca39
+# %% ../../nbs/api/04_trainer/09_parallel.ipynb #c841631f
 def grad_norm_and_clip(params:list, max_norm:float)->float:
     "Clip the global gradient norm (over every process's shard) to `max_norm`; returns the norm before clipping."
     gn = torch.nn.utils.clip_grad_norm_(params, max_norm)
