@@ -52,7 +52,7 @@ def test_short_run_writes_everything(full_run):
     for f in ('heldout_before.csv', 'heldout_after.csv'): assert len((out/f).read_text().splitlines()) == 7, f
     ck = last_checkpoint(out)
     assert ck.name == 'step_000003'
-    for f in ('model.safetensors', 'optimizer.safetensors', 'rng.safetensors', 'state.json'): assert (ck/f).exists(), f
+    for f in ('dcp', 'rng0.safetensors', 'rng0.json', 'state.json'): assert (ck/f).exists(), f
     assert len(list((out/'checkpoints').glob('step_*'))) == 2   # keep_checkpoints
     for name in ('train_reward_accuracy', 'train_entropy_length', 'train_grad_share'):
         for ext in ('png', 'pdf'): assert (out/'figures'/f'{name}.{ext}').stat().st_size > 0

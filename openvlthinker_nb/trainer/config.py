@@ -34,7 +34,7 @@ class TrainConfig:
     image_root: str = _p('', "folder image paths are relative to; '' = each records file's own folder")
     output_dir: str = _p('runs/g2rpo_tiny', "where config, metrics, checkpoints, eval and figures go (relative paths: to the repo root)")
     device: str = _p('auto', "'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (policy.device.pick_device)", 'xla (AWS Trainium)')
-    parallel: str = _p('ddp', "how the policy is spread over devices: ddp (each process holds all of it) or fsdp (weights, gradients and AdamW state split over the devices; on XLA: SPMD, one process for all devices, policy.spmd)", 'fsdp')
+    parallel: str = _p('ddp', "how the policy is spread over devices: ddp (every process holds all of it; torch's engine sums the gradients) or fsdp (weights, gradients and AdamW state split over the devices: FSDP2 per decoder layer and vision block on torch devices, trainer.parallel; SPMD on XLA, one process for all devices, policy.spmd)", 'fsdp')
     rollout_engine: str = _p('auto', "rollout engine: 'auto' (static on XLA, hf elsewhere) or a key of policy.rollout.ROLLOUT_ENGINES: hf, static, shared (each prompt computed once for its group, ~2x faster steps on CPU), vllm (needs old_logp='recompute')")
     vllm_gpu_memory_utilization: float = _p(0.3, "vllm engine, CUDA: share of the GPU's memory for vLLM's weights and KV cache (the rest is the trainer's)")
     vllm_kv_cache_gib: float = _p(0.0, "vllm engine: KV-cache size in GiB; 0 = from vllm_gpu_memory_utilization on CUDA, 1 GiB on the CPU backend")
@@ -45,6 +45,8 @@ class TrainConfig:
     dtype: str = _p('float32', "weight dtype: float32, bfloat16 or float16", 'bfloat16')
     gradient_checkpointing: bool = _p(False, "recompute activations in the backward pass to save memory", True)
     freeze_vision: bool = _p(False, "keep the vision tower fixed; train the language model and merger")
+    param_dtype: str = _p('', "mixed precision under FSDP2: dtype of the weights in forward and backward ('' = the weights' own dtype)")
+    reduce_dtype: str = _p('', "mixed precision under FSDP2: dtype of the gradient reduction over processes ('' = the gradients' own dtype)")
     seed: int = _p(0, "seed of the data order and of every sampling step")
     num_threads: int = _p(2, "torch CPU threads per process (0 = torch's default); 2 = both cores of the reference machine; under torchrun, cores / processes", 0)
     # the algorithm
@@ -168,6 +170,8 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'output_dir': (lambda v, c: v != '', 'a folder path'),
     'device': (_resolves(parse_device), f"one of {sorted(DEVICES)}, optionally with ':N'"),
     'parallel': _in({'ddp', 'fsdp'}),
+    'param_dtype': (lambda v, c: v == '' or v in DTYPES, f"'' or one of {sorted(DTYPES)}"),
+    'reduce_dtype': (lambda v, c: v == '' or v in DTYPES, f"'' or one of {sorted(DTYPES)}"),
     'dtype': _in(DTYPES), 'rollout_engine': _in({'auto', *ROLLOUT_ENGINES}),
     'vllm_gpu_memory_utilization': (lambda v, c: 0 < v <= 1, 'in (0, 1]'), 'vllm_kv_cache_gib': _nonneg, 'vllm_max_model_len': _nonneg,
     'vllm_sleep_level': _in({0, 1, 2}), 'vllm_max_num_seqs': _pos,

@@ -1,0 +1,96 @@
+"""`parallel=fsdp` against `parallel=ddp` on two CPU processes (gloo, torchrun), exact kill-and-resume under fsdp, a
+two-process checkpoint resumed in one process, and the exported final folder. About 5 minutes on two cores (eight
+torchrun launches of the tiny model; tests/dist_driver.py is what each process runs)."""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+import torch
+from safetensors.torch import load_file
+from openvlthinker_nb.paths import REPO_ROOT
+
+# 6 prompts (one per family) x 4 responses of <= 10 tokens, online filter on (two rounds), per-family gradients at steps 1 and 3
+TINY = dict(num_threads=1, max_steps=3, batch_prompts=6, n=4, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=8,
+            save_every=1, grad_share_every=2, filter_rounds=2, progress=False, copy_figures=False)
+DRIVER = REPO_ROOT/'tests'/'dist_driver.py'
+SAME_ROLLOUTS = ('reward/mean', 'accuracy/mean', 'length/mean', 'filter/kept_groups', 'filter/prompts_drawn', 'filter/rounds')
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS='1', MPLBACKEND='Agg', TOKENIZERS_PARALLELISM='false', HF_HUB_OFFLINE='1')
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    return env
+
+def drive(procs:int, cmd:str, cfg:dict, arg:str='', ok:bool=True):
+    "Run tests/dist_driver.py in `procs` processes (torchrun when more than one)."
+    launch = [sys.executable] + (['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(procs)] if procs > 1 else [])
+    p = subprocess.run(launch + [str(DRIVER), cmd, json.dumps(cfg)] + ([arg] if arg else []), env=_env(), capture_output=True, text=True, timeout=900)
+    if ok: assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return p
+
+def _metrics(out): return [json.loads(l) for l in (Path(out)/'metrics.jsonl').read_text().splitlines() if l]
+def _results(m): return {k: v for k, v in m.items() if not k.startswith('time/') and k != 'seconds'}
+def _rank0(out): return json.loads((Path(out)/'ranks'/'rank0.json').read_text())
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    "Three uninterrupted steps on two processes under each setting."
+    out = {}
+    for par in ('fsdp', 'ddp'):
+        out[par] = tmp_path_factory.mktemp(par)
+        drive(2, 'train', {**TINY, 'parallel': par, 'output_dir': str(out[par])})
+    return out
+
+def test_fsdp_matches_ddp(runs):
+    "Same seeds: identical rollouts, every metric within 1e-4 relative, final weights within 1e-4."
+    ms_f, ms_d = _metrics(runs['fsdp']), _metrics(runs['ddp'])
+    assert [m['step'] for m in ms_f] == [m['step'] for m in ms_d] == [1, 2, 3]
+    assert sum(m['filter/kept_groups'] for m in ms_f) > 0 and ms_f[0]['grad_norm/task/' + 'spatial_grounding'] is not None
+    for a, b in zip(ms_f, ms_d):
+        for k in SAME_ROLLOUTS: assert a[k] == b[k], (a['step'], k, a[k], b[k])
+        for k, v in _results(a).items():
+            if isinstance(v, float) and isinstance(b[k], float): assert abs(v - b[k]) <= 1e-4 * max(abs(v), abs(b[k])) + 1e-7, (a['step'], k, v, b[k])
+            else: assert v == b[k], (a['step'], k, v, b[k])
+    wf, wd = load_file(str(runs['fsdp']/'final'/'model.safetensors')), load_file(str(runs['ddp']/'final'/'model.safetensors'))
+    assert set(wf) == set(wd)
+    assert max(float((wf[k] - wd[k]).abs().max()) for k in wf) < 1e-4
+    start = load_file(str(REPO_ROOT/'data'/'tiny-qwen3-vl'/'model.safetensors'))
+    assert max(float((wf[k] - start[k]).abs().max()) for k in start) > 1e-6   # the updates did something
+    ef, ed = (json.loads((runs[p]/'eval.json').read_text()) for p in ('fsdp', 'ddp'))
+    assert ef['before'] == ed['before']   # held-out evaluation of the same starting weights
+
+def test_fsdp_resume_after_kill_matches_uninterrupted(runs, tmp_path):
+    "Killed after step 2 and resumed, both on two processes: the same metrics, evaluation and weights, bit for bit."
+    cfg = {**TINY, 'parallel': 'fsdp', 'output_dir': str(tmp_path/'run')}
+    p = drive(2, 'train', cfg, '2', ok=False)
+    assert p.returncode != 0 and 'killed after step 2' in p.stderr
+    shutil.copytree(tmp_path/'run', tmp_path/'one')   # the same checkpoint, for the one-process resume below
+    drive(2, 'train', {**cfg, 'resume': True})
+    assert [_results(m) for m in _metrics(tmp_path/'run')] == [_results(m) for m in _metrics(runs['fsdp'])]
+    assert json.loads((tmp_path/'run'/'eval.json').read_text()) == json.loads((runs['fsdp']/'eval.json').read_text())
+    assert _rank0(tmp_path/'run')['param_digest'] == _rank0(runs['fsdp'])['param_digest']
+    # the two-process checkpoint of step 2 goes on in one plain process
+    drive(1, 'train', {**cfg, 'output_dir': str(tmp_path/'one'), 'parallel': 'ddp', 'resume': True})
+    ms = _metrics(tmp_path/'one')
+    assert [m['step'] for m in ms] == [1, 2, 3] and [_results(m) for m in ms[:2]] == [_results(m) for m in _metrics(runs['fsdp'])[:2]]
+    assert json.loads((tmp_path/'one'/'config.json').read_text())['resolved']['world_size'] == 2   # the run it continued
+
+def test_two_process_checkpoint_restores_in_one_process(runs, tmp_path):
+    "The newest checkpoint of the fsdp run, loaded by two processes and by one (sharded and plain): the same weights and AdamW moments."
+    got = {}
+    for procs, par in ((2, 'fsdp'), (1, 'fsdp'), (1, 'ddp')):
+        f = tmp_path/f'{procs}{par}.json'
+        drive(procs, 'restore', {**TINY, 'parallel': par, 'output_dir': str(runs['fsdp'])}, str(f))
+        got[procs, par] = json.loads(f.read_text())
+    assert {(g['step'], g['params'], g['optimizer']) for g in got.values()} == {(3, _rank0(runs['fsdp'])['param_digest'], got[2, 'fsdp']['optimizer'])}
+    assert [g['world'] for g in got.values()] == [2, 1, 1]
+
+def test_exported_folder_gives_the_trainers_logprobs(runs, tmp_path):
+    "final/ loads through AutoModelForImageTextToText and scores a rollout as the sharded trainer does."
+    from transformers import AutoModelForImageTextToText
+    from openvlthinker_nb.policy.rollout import response_logprobs
+    drive(2, 'logprobs', {**TINY, 'parallel': 'fsdp', 'output_dir': str(runs['fsdp'])}, str(tmp_path/'lp.pt'))
+    ref = torch.load(tmp_path/'lp.pt', weights_only=False)
+    m = AutoModelForImageTextToText.from_pretrained(runs['fsdp']/'final').eval()
+    assert json.loads((runs['fsdp']/'final'/'config.json').read_text())['architectures'] == ['Qwen3VLForConditionalGeneration']
+    with torch.no_grad(): lp, _ = response_logprobs(m, ref['rollout'], with_entropy=False)
+    assert ref['rollout'].response_mask.sum() > 0
+    assert float((lp - ref['logprobs']).abs().max()) < 1e-5
