@@ -40,9 +40,9 @@ LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in th
     'api/01_tasks/04_synthetic', 'api/02_algos/00_advantages', 'api/02_algos/01_shaping', 'api/02_algos/02_loss',
     'api/02_algos/03_lab', 'api/02_algos/04_lab_stats',
     'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/03_hf', 'api/03_policy/04_static',
-    'api/03_policy/05_rollout', 'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
+    'api/03_policy/05_rollout', 'api/03_policy/06_adapters', 'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
     'api/04_trainer/04_update', 'api/04_trainer/05_checkpoints', 'api/04_trainer/06_metrics', 'api/04_trainer/07_loop', 'api/04_trainer/08_sft',
-    'api/05_eval/00_heldout', 'api/05_eval/01_scorers', 'api/05_eval/02_benchmarks/00_files', 'api/05_eval/02_benchmarks/01_options',
+    'api/04_trainer/09_memory', 'api/05_eval/00_heldout', 'api/05_eval/01_scorers', 'api/05_eval/02_benchmarks/00_files', 'api/05_eval/02_benchmarks/01_options',
     'api/05_eval/02_benchmarks/02_scoring', 'api/05_eval/02_benchmarks/03_judge', 'api/05_eval/02_benchmarks/04_records', 'api/05_eval/02_benchmarks/05_fixtures',
     'api/05_eval/02_benchmarks/06_registry', 'api/05_eval/03_evaluate',
     'api/06_report/00_paper_tables', 'api/06_report/01_run_tables', 'api/07_pipeline/00_ablation_plan')
