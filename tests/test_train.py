@@ -12,6 +12,8 @@ from openvlthinker_nb.trainer.config import TrainConfig
 # tiny settings: 6 prompts (one per family) x 2 responses of <= 10 tokens, 1 held-out record per family
 from openvlthinker_nb.trainer.loop import train, param_digest
 from openvlthinker_nb.trainer.checkpoints import last_checkpoint
+from openvlthinker_nb.trainer import loop as loop_module
+from openvlthinker_nb.policy.rollout import rollout, response_logprobs
 TINY = dict(num_threads=1, max_steps=3, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=6,
             save_every=1, grad_share_every=2, filter_rounds=2, progress=False, copy_figures=False)
 TIME_KEYS = lambda m: {k: v for k, v in m.items() if not k.startswith('time/') and k != 'seconds'}
@@ -151,8 +153,8 @@ def test_first_update_ratio_is_one(full_run):
 
 
 
-def test_trivial_reward_is_learned(tmp_path):
-    "Sanity: with every multiple-choice answer of the RL split relabelled 'A', the default config learns to answer 'A' within 30 steps."
+def _all_A_run(tmp_path, **over)->list:
+    "Train 30 steps on the RL split's multiple-choice records, every answer relabelled 'A'; the sampled training accuracy of each step."
     src = default_split('rl')
     recs = [json.loads(l) for l in src.read_text().splitlines()]
     mc = [r for r in recs if r['problem_type'] == 'multiple choice']
@@ -160,10 +162,77 @@ def test_trivial_reward_is_learned(tmp_path):
     (tmp_path/'all_A.jsonl').write_text(''.join(json.dumps({**r, 'answer': '<answer>A</answer>'}) + '\n' for r in mc))
     out = tmp_path/'run'
     train(TrainConfig(train_data=str(tmp_path/'all_A.jsonl'), image_root=str(src.parent), output_dir=str(out), max_steps=30,
-                      eval_limit=1, eval_k=0, save_every=0, progress=False, copy_figures=False))
-    acc = [m['accuracy/mean'] for m in _metrics(out)]   # sampled training accuracy of each step's rollouts (kept groups)
+                      eval_limit=1, eval_k=0, save_every=0, progress=False, copy_figures=False, **over))
+    return [m['accuracy/mean'] for m in _metrics(out)]   # sampled training accuracy of each step's rollouts (kept groups)
+
+
+def test_trivial_reward_is_learned(tmp_path):
+    "Sanity: with every multiple-choice answer of the RL split relabelled 'A', the default config learns to answer 'A' within 30 steps."
+    acc = _all_A_run(tmp_path)
     assert len(acc) == 30 and np.mean(acc[:3]) < 0.5, acc
     assert np.mean(acc[-3:]) >= 0.8, acc
+
+
+def test_trivial_reward_is_learned_with_lora(tmp_path):
+    "The same sanity check with LoRA (r = 8 on the language model's projections, vision frozen; ~10 min on two busy cores)."
+    acc = _all_A_run(tmp_path, lora_rank=8, lora_alpha=16.0, lr=1e-3)
+    assert len(acc) == 30 and np.mean(acc[:3]) < 0.5, acc
+    assert np.mean(acc[-3:]) >= 0.8, acc
+
+
+def test_lora_run_resumes_and_exports_the_merged_model_and_the_adapter(tmp_path):
+    "LoRA with kl_coef > 0 (reference: the base with the adapters off): kill and resume equals the uninterrupted run; final/ loads through the Auto classes and gives the trainer's log-probs."
+    import torch
+    from peft import PeftModel
+    from openvlthinker_nb.tasks.data import load_onethinker
+    lora = dict(**{**TINY, 'max_steps': 2}, lora_rank=8, lora_alpha=16.0, lr=1e-2, kl_coef=0.05)
+    out = tmp_path/'lora'
+    res = train(TrainConfig(**lora, output_dir=str(out)))
+    def kill(step, m):
+        if step == 1: raise Killed()
+    with pytest.raises(Killed): train(TrainConfig(**lora, output_dir=str(tmp_path/'killed')), on_step=kill)
+    res_b = train(TrainConfig(**lora, output_dir=str(tmp_path/'killed'), resume=True))
+    assert res_b['param_digest'] == res['param_digest'] and res_b['after'] == res['after']
+    assert (out/'final'/'adapter'/'adapter_model.safetensors').exists() and (out/'final'/'model.safetensors').exists()
+    trained = PeftModel.from_pretrained(load_policy(DEFAULT_MODEL)[0], out/'final'/'adapter')
+    assert param_digest(trained) == res['param_digest']          # the saved adapter is the trainer's policy
+    merged, proc = load_policy(out/'final')                      # AutoModelForImageTextToText, base parameter names
+    assert not any('lora' in n or 'base_layer' in n for n, _ in merged.named_parameters())
+    ds = load_onethinker(default_split('test'))
+    ro = rollout(merged, proc, [ds[i] for i in range(4)], n=2, max_new_tokens=8, seed=0)
+    with torch.no_grad():
+        lp_m = response_logprobs(merged, ro, with_entropy=False)[0]
+        lp_t = response_logprobs(trained, ro, with_entropy=False)[0]
+        with trained.disable_adapter(): lp_0 = response_logprobs(trained, ro, with_entropy=False)[0]
+    assert (lp_m - lp_t).abs().max() < 1e-4, (lp_m - lp_t).abs().max()
+    assert (lp_t - lp_0).abs().max() > 1e-3                       # the adapters moved the policy
+    ms = _metrics(out)
+    assert [m['step'] for m in ms] == [1, 2] and all(m['kl'] is not None for m in ms)
+
+
+def test_memory_plan_refuses_before_loading_weights(tmp_path, monkeypatch):
+    "A run whose plan cannot fit this machine's RAM stops before any weights load, naming what is over and what would fit; memory_check=false goes on."
+    from openvlthinker_nb.trainer.memory import MemoryPlanError
+    class Loaded(Exception): pass
+    def no_weights(*a, **k): raise Loaded()
+    monkeypatch.setattr(loop_module, 'load_policy', no_weights)
+    big = {**TINY, 'output_dir': str(tmp_path/'big'), 'max_new_tokens': 10**7}   # a rollout of ~420 GB per process
+    with pytest.raises(MemoryPlanError) as e: train(TrainConfig(**big))
+    msg = str(e.value)
+    assert 'kv_cache' in msg and 'These settings would fit' in msg and 'max_new_tokens=' in msg and 'memory_check=false' in msg, msg
+    with pytest.raises(Loaded): train(TrainConfig(**big, memory_check=False))   # the override reaches the loading
+
+
+def test_rollout_batch_splits_generate_calls(tmp_path, monkeypatch):
+    "rollout_batch = 2: each process's 6 prompts go to generate in calls of 2; every prompt keeps its own group."
+    from openvlthinker_nb.trainer import collect as collect_module
+    sizes, real = [], collect_module.rollout
+    def counting(model, processor, records, **kw): sizes.append(len(records)); return real(model, processor, records, **kw)
+    monkeypatch.setattr(collect_module, 'rollout', counting)
+    train(TrainConfig(**{**TINY, 'max_steps': 1, 'online_filter': False, 'eval_k': 0}, output_dir=str(tmp_path), rollout_batch=2))
+    assert sizes == [2, 2, 2], sizes
+    m = _metrics(tmp_path)[0]
+    assert m['filter/prompts_drawn'] == 6 and m['filter/kept_groups'] == 6   # six distinct groups, none merged
 
 
 def test_short_run_leaves_repo_figures_alone(tmp_path):

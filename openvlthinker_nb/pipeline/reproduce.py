@@ -35,17 +35,20 @@ class Step:
         if (self.notebook is None) == (self.command is None): raise ValueError(f"step {self.name!r}: give exactly one of notebook and command")
 
 # %% ../../nbs/api/07_pipeline/01_reproduce.ipynb #d35b7904
-LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in the order they build on each other
+LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in the order they build on each other (this one aside)
     'api/00_paths', 'api/01_tasks/00_vocab', 'api/01_tasks/01_math_verify', 'api/01_tasks/02_rewards', 'api/01_tasks/03_data',
     'api/01_tasks/04_synthetic', 'api/02_algos/00_advantages', 'api/02_algos/01_shaping', 'api/02_algos/02_loss',
     'api/02_algos/03_lab', 'api/02_algos/04_lab_stats',
     'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/03_hf', 'api/03_policy/04_static',
-    'api/03_policy/05_rollout', 'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
+    'api/03_policy/05_rollout', 'api/03_policy/06_shared', 'api/03_policy/07_vllm', 'api/03_policy/08_spmd', 'api/03_policy/09_adapters',
+    'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
     'api/04_trainer/04_update', 'api/04_trainer/05_checkpoints', 'api/04_trainer/06_metrics', 'api/04_trainer/07_loop', 'api/04_trainer/08_sft',
+    'api/04_trainer/09_parallel', 'api/04_trainer/10_memory',
     'api/05_eval/00_heldout', 'api/05_eval/01_scorers', 'api/05_eval/02_benchmarks/00_files', 'api/05_eval/02_benchmarks/01_options',
     'api/05_eval/02_benchmarks/02_scoring', 'api/05_eval/02_benchmarks/03_judge', 'api/05_eval/02_benchmarks/04_records', 'api/05_eval/02_benchmarks/05_fixtures',
     'api/05_eval/02_benchmarks/06_registry', 'api/05_eval/03_evaluate',
-    'api/06_report/00_paper_tables', 'api/06_report/01_run_tables', 'api/07_pipeline/00_ablation_plan')
+    'api/06_report/00_paper_tables', 'api/06_report/01_run_tables', 'api/06_report/02_readme', 'api/07_pipeline/00_ablation_plan',
+    'api/08_cli/00_train', 'api/08_cli/01_sft', 'api/08_cli/02_synthetic', 'api/08_cli/03_reproduce')
 TRIALS = ('t01_g2rpo_lr1e-4', 't02_g2rpo_lr2e-4', 't03_g2rpo_lr1e-4_len', 't04_g2rpo_lr1e-4_ent', 't05_grpo_lr1e-4',
           't06_control_shuffled', 't07_g2rpo_lr1e-4_400', 't08_g2rpo_lr2e-4_b32')  # nbs/params/trials/*.yaml
 QUICK_TRAIN = dict(max_steps=2, batch_prompts=4, n=2, max_new_tokens=12, eval_limit=2, eval_max_new_tokens=12, micro_batch=8, save_every=1)

@@ -159,7 +159,8 @@ def encode_prompts(processor, records:list)->dict:
 # %% ../../nbs/api/03_policy/02_core.ipynb #38e4c67c
 def takes_encoded_images(model)->bool:
     "True when `model.forward` accepts images already run through its vision tower (`mm_encoder_outputs`)."
-    return 'mm_encoder_outputs' in inspect.signature(model.forward).parameters and hasattr(model, 'get_image_features')
+    fwd = model.get_base_model().forward if hasattr(model, 'get_base_model') else model.forward   # PEFT wrappers forward **kwargs
+    return 'mm_encoder_outputs' in inspect.signature(fwd).parameters and hasattr(model, 'get_image_features')
 
 def _pick_images(v, take:list):
     "Entries `take` of one per-image field of a vision output (also inside per-layer lists); None for whole-batch tensors."

@@ -18,6 +18,7 @@ from ..tasks.vocab import PROBLEM_TYPES, TASK_TYPES
 from ..policy.load import DTYPES, resolve_model
 from ..policy.rollout import ROLLOUT_ENGINES
 from ..policy.device import DEVICES, parse_device
+from ..policy.adapters import LORA_TARGETS, parse_targets
 
 # %% ../../nbs/api/04_trainer/00_config.ipynb #00546c7f
 def _p(default, help:str, paper=None):
@@ -47,6 +48,12 @@ class TrainConfig:
     freeze_vision: bool = _p(False, "keep the vision tower fixed; train the language model and merger")
     param_dtype: str = _p('', "mixed precision under FSDP2: dtype of the weights in forward and backward ('' = the weights' own dtype)")
     reduce_dtype: str = _p('', "mixed precision under FSDP2: dtype of the gradient reduction over processes ('' = the gradients' own dtype)")
+    lora_rank: int = _p(0, "LoRA rank on the language model's projections (0 = train every parameter); under LoRA the vision tower is frozen (policy.adapters)")
+    lora_alpha: float = _p(16.0, "LoRA alpha: the adapters' update is scaled by lora_alpha / lora_rank")
+    lora_targets: str = _p('q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj', "comma-separated decoder-layer projections that get adapters (policy.adapters.LORA_TARGETS)")
+    memory_check: bool = _p(True, "refuse, before loading any weights, a run whose memory plan (trainer.memory) does not fit the device; false = run anyway")
+    plan_prompt_tokens: int = _p(1024, "prompt length in tokens, image tokens included, that the memory plan assumes")
+    plan_image_tokens: int = _p(256, "merged image tokens per prompt that the memory plan assumes (4 vision patches each)")
     seed: int = _p(0, "seed of the data order and of every sampling step")
     num_threads: int = _p(2, "torch CPU threads per process (0 = torch's default); 2 = both cores of the reference machine; under torchrun, cores / processes", 0)
     # the algorithm
@@ -83,6 +90,7 @@ class TrainConfig:
     filter_low: float = _p(0.01, "groups with mean accuracy <= this are dropped")
     filter_high: float = _p(0.99, "groups with mean accuracy >= this are dropped")
     filter_rounds: int = _p(2, "at most this many rollout rounds per step when filtering (then train on what was kept)")
+    rollout_batch: int = _p(0, "prompts per generate call on each process (0 = all of its prompts at once); bounds the rollout's KV cache (trainer.memory)")
     # updates
     updates_per_step: int = _p(1, "optimizer steps per rollout batch (the batch is split into this many mini-batches)", 4)
     ppo_epochs: int = _p(1, "passes over the rollout batch")
@@ -190,7 +198,10 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'temperature': (lambda v, c: v > 0, '> 0 (rollouts sample)'), 'top_p': (lambda v, c: 0 < v <= 1, 'in (0, 1]'),
     'max_new_tokens': _pos,
     'filter_low': (lambda v, c: 0 <= v < c.filter_high, '>= 0 and < filter_high'),
-    'filter_high': (lambda v, c: v <= 1, '<= 1'), 'filter_rounds': _pos,
+    'filter_high': (lambda v, c: v <= 1, '<= 1'), 'filter_rounds': _pos, 'rollout_batch': _nonneg,
+    'lora_rank': _nonneg, 'lora_alpha': (lambda v, c: v > 0, '> 0'),
+    'lora_targets': (_resolves(parse_targets), f"comma-separated names from {', '.join(LORA_TARGETS)}"),
+    'plan_prompt_tokens': _pos, 'plan_image_tokens': (lambda v, c: 0 <= v <= c.plan_prompt_tokens, '>= 0 and <= plan_prompt_tokens'),
     'updates_per_step': (lambda v, c: 1 <= v <= c.batch_prompts * c.n, 'in [1, batch_prompts * n]'),
     'ppo_epochs': _pos, 'micro_batch': _pos, 'old_logp': (lambda v, c: v in OLD_LOGP and (v == 'recompute' or c.rollout_engine not in RECOMPUTE_ENGINES),
                  f"one of {sorted(OLD_LOGP)}, and 'recompute' when rollout_engine is one of {sorted(RECOMPUTE_ENGINES)} (the trainer recomputes what that engine sampled)"),

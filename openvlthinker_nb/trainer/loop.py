@@ -38,6 +38,8 @@ from .metrics import plot_training, step_metrics
 from .update import update
 from .checkpoints import last_checkpoint, load_checkpoint, save_checkpoint
 from .parallel import PARALLEL, load_wrapped, is_wrapped, resharded, full_param, full_state_dict
+from .memory import check_run
+from ..policy.adapters import add_lora, export_policy, parse_targets, reference_policy
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #515a118f
 log = logging.getLogger(__name__)
@@ -113,9 +115,18 @@ def setup(cfg:TrainConfig)->Run:
              'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
     train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
     eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
+    if cfg.memory_check:   # before any weights are loaded: refuse a run that cannot fit (trainer.memory)
+        plan = check_run(cfg, d.world, d.device, paths['model'])
+        if plan is not None: log.info(f"memory plan: {plan['peak'] / 2**30:.2f} GiB per process at the {plan['phase']} phase")
+    if cfg.lora_rank and (xp.one_process if xp is not None else PARALLEL[cfg.parallel].wraps(d)):
+        raise ValueError(f"bad parameter `lora_rank` = {cfg.lora_rank}: LoRA runs on a whole policy in one process (parallel='ddp', no torchrun); "
+                         f"parallel={cfg.parallel!r} over {d.world} process(es) shards it, which LoRA does not support yet: set lora_rank=0 or run one ddp process")
     with _quiet_hf():
         model, processor = load_model(cfg, d, paths['model'], xp=xp)
-        ref = load_model(cfg, d, paths['model'], train=False, xp=xp)[0].requires_grad_(False) if cfg.kl_coef > 0 else None
+    if cfg.lora_rank: model = add_lora(model, cfg.lora_rank, cfg.lora_alpha, parse_targets(cfg.lora_targets), seed=cfg.seed).eval()
+    def frozen_copy():
+        with _quiet_hf(): return load_model(cfg, d, paths['model'], train=False, xp=xp)[0]
+    ref = reference_policy(model, frozen_copy) if cfg.kl_coef > 0 else None   # LoRA: the base with the adapters off, no copy
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             weight_decay=cfg.weight_decay)
     if d.device.type == 'xla':   # an XLA step boundary after every optimizer step
@@ -186,6 +197,7 @@ def _fmt(m:dict, total:int)->str:
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #07cabf68
 NON_RESULT_FIELDS = ('output_dir', 'device', 'parallel', 'num_threads', 'micro_batch', 'eval_batch_size', 'save_every', 'keep_checkpoints',
+                     'memory_check', 'plan_prompt_tokens', 'plan_image_tokens',
                      'resume', 'log_every', 'progress', 'copy_figures')  # fields that change where or how fast, not what a run computes
 
 def main_job_differences(cfg:TrainConfig)->list:
@@ -249,7 +261,7 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         res = {'protocol': protocol, 'before': before, 'after': after, 'delta': delta}
         (out/'eval.json').write_text(json.dumps(res, indent=1))
         if d.device.type == 'xla': run.model.to('cpu').tie_weights()   # safetensors reads host storage, XLA tensors have none; .to() unties
-        with _quiet_hf(): run.model.save_pretrained(out/'final', state_dict=weights); run.processor.save_pretrained(out/'final')
+        with _quiet_hf(): export_policy(run.model, run.processor, out/'final', weights)   # LoRA: the merged model, and the adapter in final/adapter
         import matplotlib.pyplot as plt
         differs = main_job_differences(cfg)
         copy = cfg.copy_figures and not differs
