@@ -165,7 +165,7 @@ def _evaluate(run:Run, name:str)->dict:
     "Held-out accuracy of the current policy (rank 0 scores, every process gets the summary); rows go to `heldout_{name}.csv`."
     res = None
     if run.d.main:
-        df = score_records(run.model, run.processor, run.eval_ds, run.protocol, batch_size=run.cfg.eval_batch_size, progress=False,
+        df = score_records(run.model, run.processor, run.eval_ds, run.protocol, batch_size=run.cfg.eval_batch_size, progress=run.cfg.progress,
                            engine=run.cfg.rollout_engine)
         df.to_csv(run.out/f'heldout_{name}.csv', index=False)
         res = summarize_scores(df)
