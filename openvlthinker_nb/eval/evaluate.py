@@ -13,7 +13,7 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import Progress
 
 from ..tasks.data import load_onethinker
 from ..tasks.rewards import score as reward_score
@@ -156,14 +156,14 @@ def evaluate_source(model, processor, # the policy and its processor
                     protocol:Protocol, # how responses are drawn
                     log_path:str|Path, # the JSONL of predictions (resumed when it exists)
                     batch_size:int=32, # prompts per generate call
-                    progress:bool=True, # a tqdm bar
+                    progress:bool=True, # a live progress line
                     desc:str|None=None, # the bar's label
                    )->SourceResult:
     "Generate, score and log every record of `source` not yet in the log; return all of them."
     log = PredictionLog(log_path, protocol)
     todo = [i for i, pid in enumerate(source.ids) if pid not in log.rows]
     t0, n_new, n_resp = time.perf_counter(), 0, 0
-    with tqdm(total=len(source), initial=len(source) - len(todo), desc=desc or source.name, unit='rec', disable=not progress) as bar:
+    with Progress(len(source), desc or source.name, unit='rec', initial=len(source) - len(todo), enabled=progress) as bar:
         for s in range(0, len(todo), batch_size):
             idx, lines, ok = todo[s:s + batch_size], [], []
             for i in idx:
@@ -254,7 +254,7 @@ def evaluate_models(models:dict, # label -> model folder or hub id
                     missing:dict|None=None, # name -> why it did not open: reported as 'not run'
                     batch_size:int=32, # prompts per generate call
                     device:str='auto', # see policy.pick_device
-                    progress:bool=True, # tqdm bars
+                    progress:bool=True, # live progress lines
                    )->pd.DataFrame:
     "Evaluate every model on every source; the summary (also written to output_dir/summary.csv)."
     out, parts = Path(output_dir), []

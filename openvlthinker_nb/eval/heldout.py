@@ -11,7 +11,7 @@ from dataclasses import dataclass, asdict
 import math
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import tracked
 
 from ..tasks.vocab import TASK_TYPES
 from ..tasks.rewards import score_batch
@@ -45,12 +45,12 @@ def score_records(model, processor, # the policy and its processor
                   records, # held-out records (a list or a dataset with len() and [i])
                   protocol:EvalProtocol=PROTOCOLS['paper'], # how responses are drawn
                   batch_size:int=50, # prompts per generate call
-                  progress:bool=True, # tqdm bar
+                  progress:bool=True, # a live progress line
                   engine:str='auto', # rollout engine (see policy.rollout.engine_name)
                  )->pd.DataFrame:
     "One row per record: problem_id, family, options, greedy accuracy, and the mean (`sampled`) and best (`pass@k`) of k sampled ones."
     rows, n, k = [], len(records), protocol.k
-    for s in tqdm(range(0, n, batch_size), desc='held-out', disable=not progress):
+    for s in tracked(range(0, n, batch_size), 'held-out', enabled=progress):
         batch = [records[i] for i in range(s, min(n, s + batch_size))]
         greedy = rollout(model, processor, batch, n=1, temperature=0., max_new_tokens=protocol.max_new_tokens, engine=engine)
         g = score_batch(greedy.texts, batch)['accuracy']

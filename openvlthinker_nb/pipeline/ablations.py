@@ -13,7 +13,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import Progress
 
 from ..tasks.vocab import TASK_TYPES
 from ..trainer.config import TrainConfig
@@ -74,7 +74,7 @@ def _launch(cfg:TrainConfig)->tuple:
     out = repo_path(cfg.output_dir); out.mkdir(parents=True, exist_ok=True)
     (out/'params.json').write_text(json.dumps(asdict(cfg), indent=1))
     t0 = time.time()
-    with open(out/'train.log', 'w') as logf:
+    with open(out/'stdout.log', 'w') as logf:   # the run's own log is out/train.log
         rc = subprocess.run([sys.executable, '-m', 'openvlthinker_nb.train', '--params', str(out/'params.json')],
                             stdout=logf, stderr=subprocess.STDOUT, env={**os.environ, 'TOKENIZERS_PARALLELISM': 'false'}).returncode
     return out, rc, time.time() - t0
@@ -86,9 +86,9 @@ def run_ablations(plan:list, # from `ablation_configs`
     "Run every planned configuration that is not done yet; one row per run: variant, seed, folder, status, seconds."
     todo = [(n, s, c) for n, s, c in plan if not is_done(c)]
     rows = [{'variant': n, 'seed': s, 'output_dir': c.output_dir, 'status': 'done before', 'seconds': None} for n, s, c in plan if is_done(c)]
-    with ThreadPoolExecutor(max(1, jobs)) as pool, tqdm(total=len(plan), initial=len(plan) - len(todo), desc='ablation runs', disable=not progress) as bar:
+    with ThreadPoolExecutor(max(1, jobs)) as pool, Progress(len(plan), 'ablation runs', unit='run', initial=len(plan) - len(todo), enabled=progress) as bar:
         for (n, s, c), (out, rc, secs) in zip(todo, pool.map(lambda t: _launch(t[2]), todo)):
-            status = 'ok' if rc == 0 else f'failed (exit {rc}; see {out/"train.log"})'
+            status = 'ok' if rc == 0 else f'failed (exit {rc}; see {out/"stdout.log"})'
             if rc: print(f"{n} seed {s}: {status}")
             rows.append({'variant': n, 'seed': s, 'output_dir': c.output_dir, 'status': status, 'seconds': secs}); bar.update(1)
     return pd.DataFrame(rows)

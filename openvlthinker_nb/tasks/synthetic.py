@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from tqdm.auto import tqdm
+from ..progress import Progress
 from ..paths import DATA_DIR
 from .vocab import TASK_TYPES
 from .data import IMAGE_TOKEN, OneThinkerDataset, load_onethinker, summarize
@@ -348,13 +348,13 @@ def make_synthetic(out_dir:str|Path, # folder for {train,val,test}.jsonl and ima
                    n_per_family:int|dict=DEFAULT_SIZES, # records per family: one int for every split, or a dict split -> int
                    seed:int=DEFAULT_SEED, # seed of every random choice
                    difficulty:str|Difficulty=DEFAULT_DIFFICULTY, # a preset name in `DIFFICULTIES`, `MIXED`, or a `Difficulty`
-                   progress:bool=True, # show a tqdm progress bar
+                   progress:bool=True, # show a live progress line
                   )->dict:
     "Generate the six-family synthetic suite in OneThinker format; returns split -> records file."
     schedule, sizes, out = difficulty_schedule(difficulty), _sizes(n_per_family), Path(out_dir)
     (out/'images').mkdir(parents=True, exist_ok=True)
     written, paths = set(), {}
-    bar = tqdm(total=sum(sizes.values()) * len(FAMILIES), desc='synthetic', disable=not progress)
+    bar = Progress(sum(sizes.values()) * len(FAMILIES), 'synthetic', unit='image', enabled=progress)
     for si, split in enumerate(SPLITS):
         per_family = []
         for fi, (fam, gen) in enumerate(FAMILIES.items()):

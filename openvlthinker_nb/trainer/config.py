@@ -114,8 +114,8 @@ class TrainConfig:
     save_every: int = _p(10, "checkpoint every k steps (and at the end); 0 = only at the end")
     keep_checkpoints: int = _p(2, "keep the newest k checkpoints")
     resume: bool = _p(False, "continue from the newest checkpoint in output_dir (otherwise a previous run there is replaced)")
-    log_every: int = _p(1, "log a line every k steps")
-    progress: bool = _p(True, "show a progress bar over steps")
+    log_every: int = _p(1, "a line of metrics every k steps in the run's train.log (and on stderr when progress is off)")
+    progress: bool = _p(True, "one live progress line (step, reward, accuracy, time left): in the terminal, and in a notebook on the terminal running it")
     copy_figures: bool = _p(True, "also save the training figures to the repo's figures/ folder, when the run is the main job (see `main_job_differences`)")
 
     def __post_init__(self): validate(self)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from tqdm.auto import tqdm
+from ..progress import Progress, tracked
 from transformers import (PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration,
                           Qwen3VLProcessor, Qwen3VLVideoProcessor)
 
@@ -146,11 +146,11 @@ def corpus(records:list)->list:
 def encode_examples(processor, # the model's processor
                     examples:list, # dicts with 'messages' (a chat with the user turn) and 'target' (the assistant turn's text)
                     chunk:int=64, # examples per processor call (batched image processing is faster)
-                    progress:bool=False, # tqdm bar
+                    progress:bool=False, # a live progress line
                    )->list:
     "Per example: prompt tensors (with its images) and target ids ending with `<|im_end|>`."
     out, eos = [], processor.tokenizer.eos_token_id
-    for s in tqdm(range(0, len(examples), chunk), desc='encode', disable=not progress):
+    for s in tracked(range(0, len(examples), chunk), 'encode', enabled=progress):
         xs = examples[s:s + chunk]
         enc = processor.apply_chat_template([[dict(m) for m in x['messages']] for x in xs], add_generation_prompt=True, tokenize=True,
                                             return_dict=True, return_tensors='pt', processor_kwargs={'padding': True, 'padding_side': 'left'})
@@ -210,7 +210,7 @@ def sft(model, # the policy to train (in place)
         seed:int=0, # data order seed
         stop:int|None=None, # stop after this many steps, part-way down the schedule (None: all `steps`)
         on_step=None, # optional callback(step, model) after every optimizer step
-        progress:bool=True, # tqdm bar
+        progress:bool=True, # a live progress line
        )->list:
     "Train `model` by teacher forcing on task (and caption) examples of the records; return the per-step losses."
     if not 0 <= caption_frac <= 1: raise ValueError(f"sft: caption_frac must be in [0, 1], got {caption_frac}")
@@ -222,25 +222,25 @@ def sft(model, # the policy to train (in place)
     model.train(); losses = []
     if stop is not None and not 0 < stop <= steps: raise ValueError(f"sft: stop must be in [1, steps={steps}], got {stop}")
     n = steps if stop is None else stop   # the first `n` batches are the same as a full run's
-    bar = tqdm(_batches(len(records), batch_size, n, g), total=n, desc='sft', disable=not progress)
-    for step, idx in enumerate(bar, start=1):
+    bar = Progress(n, 'sft', enabled=progress)
+    for step, idx in enumerate(_batches(len(records), batch_size, n, g), start=1):
         xs = [(caption_example if k < n_cap else task_example)(records[i]) for k, i in enumerate(idx)]
         batch = {k: v.to(dev) for k, v in collate(encode_examples(processor, xs), pad).items()}
         loss = sft_loss(model, batch)
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step()
-        losses.append(loss.item()); bar.set_postfix(loss=f'{losses[-1]:.3f}')
+        losses.append(loss.item()); bar.update(1, loss=losses[-1])
         if on_step is not None:
             model.eval(); on_step(step, model); model.train()
-    model.eval()
+    bar.close(); model.eval()
     return losses
 
 # %% ../../nbs/api/04_trainer/08_sft.ipynb #36ac193b
 def sft_train_split(out_dir:str|Path, # folder to write the extended train split into (a temporary one is fine)
                     n_per_family:int=3000, # training records per family (the committed split has the first 500)
                     seed:int=DEFAULT_SEED, # generator seed (the committed suite's)
-                    progress:bool=False, # tqdm bar
+                    progress:bool=False, # a live progress line
                    ):
     "The synthetic train split extended to `n_per_family` records per family, loaded lazily."
     paths = make_synthetic(out_dir, {'train': n_per_family, 'val': 0, 'test': 0, 'rl': 0}, seed=seed, progress=progress)
@@ -299,7 +299,7 @@ def make_default_model(out_dir:str|Path=DEFAULT_MODEL, # where the model folder 
                        threads:int|None=2, # torch CPU threads during the run (None: leave as is); results depend on it
                        protocol:EvalProtocol=PROTOCOLS['headroom'], # how the saved model's headroom is measured on the test split
                        figure:str|None='sft_loss', # figure stem in figures/ (None: no figure)
-                       progress:bool=True, # tqdm bars
+                       progress:bool=True, # live progress lines
                       )->dict:
     "Build, fine-tune stage by stage, save, and measure the headroom of the tiny default Qwen3-VL; return the log."
     out_dir, data_dir = Path(out_dir), Path(data_dir)
