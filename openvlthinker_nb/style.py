@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['OKABE_ITO', 'REFERENCE', 'ESTIMATORS', 'SHAPING_HATCH', 'FAMILIES', 'STYLE_RC', 'estimator_key', 'estimator_style',
-           'family_style', 'figure_style']
+           'family_style', 'figure_style', 'screen_width']
 
 # %% ../nbs/api/00_style.ipynb #f15992d1
 import re
@@ -75,3 +75,14 @@ def figure_style():
     "Context in which matplotlib draws with `STYLE_RC` (the caller's settings come back afterwards)."
     import matplotlib as mpl
     with mpl.rc_context(STYLE_RC): yield
+
+# %% ../nbs/api/00_style.ipynb #058efa17
+def screen_width(png, # path of a PNG written by `paths.save_fig`
+                 saved_dpi:int=STYLE_RC['savefig.dpi'], # the resolution it was saved at
+                 screen_dpi:int=STYLE_RC['figure.dpi'], # the resolution figures are drawn for
+                )->int:
+    "Display width in pixels at which a saved PNG shows at its drawn size."
+    from pathlib import Path
+    head = Path(png).read_bytes()[:24]
+    if head[:8] != b'\x89PNG\r\n\x1a\n': raise ValueError(f"screen_width: {png} is not a PNG file")
+    return round(int.from_bytes(head[16:20], 'big') * screen_dpi / saved_dpi)
