@@ -45,24 +45,25 @@ def plot_lab_curves(res:dict, # variant name -> the lab's logs (`run_variants`)
                     variants:list, # the `algos.lab.Variant`s, in order
                     tasks:list, # the task names, in the logs' order
                    ):
-    "Rows: without / with shaping; columns: tasks; one line per variant: exact accuracy, mean and 95 % band over seeds."
+    "Rows: tasks; columns: without / with shaping; one line per estimator: exact accuracy, mean and 95 % band over seeds."
     import matplotlib.pyplot as plt
-    rows = [sh for sh in (False, True) if any(v.shaping == sh for v in variants)]
+    cols = [sh for sh in (False, True) if any(v.shaping == sh for v in variants)]
     seeds = next(iter(res.values()))['acc'].shape[1]
     with figure_style():
-        fig, axes = plt.subplots(len(rows), len(tasks), figsize=(2.6*len(tasks) + 2.4, 2.9*len(rows) + 0.9), sharex=True, sharey='col',
+        fig, axes = plt.subplots(len(tasks), len(cols), figsize=(3.9*len(cols) + 1.0, 1.75*len(tasks) + 1.6), sharex=True, sharey='row',
                                  squeeze=False, layout='constrained')
-        for row, shaped in enumerate(rows):
+        for col, shaped in enumerate(cols):
             for v in (v for v in variants if v.shaping == shaped):
                 r, st = res[v.name], estimator_style(_base_name(v.name))
                 m, h = mean_ci(r['acc'], axis=1)
-                for j, ax in enumerate(axes[row]):
+                for j, ax in enumerate(axes[:, col]):
                     ax.plot(r['steps'], m[:, j], color=st['color'], ls=st['ls'], lw=1.4, label=_base_name(v.name))
-                    ax.fill_between(r['steps'], m[:, j] - h[:, j], m[:, j] + h[:, j], color=st['color'], alpha=0.15, lw=0)
-            axes[row, 0].set_ylabel(f"exact accuracy (0 to 1)\n{'with shaping' if shaped else 'no shaping'}")
-        for j, t in enumerate(tasks): axes[0, j].set_title(t); axes[-1, j].set_xlabel('policy update (step)')
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc='outside right center', title='estimator')
-        fig.suptitle(f'Lab learning curves per task: mean and 95 % band over {seeds} seeds')
+                    ax.fill_between(r['steps'], m[:, j] - h[:, j], m[:, j] + h[:, j], color=st['color'], alpha=0.12, lw=0)
+            axes[0, col].set_title('with shaping' if shaped else 'no shaping')
+            axes[-1, col].set_xlabel('policy update (step)')
+        for j, t in enumerate(tasks): axes[j, 0].set_ylabel(f'{t}\naccuracy (0 to 1)')
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc='outside lower center', ncols=4, title='estimator (G2RPO: scope)')
+        fig.suptitle(f'Lab learning curves: exact accuracy per task, mean and 95 % band over {seeds} seeds')
     return fig
 
 def plot_lab_grad_share(res:dict, # variant name -> the lab's logs
@@ -104,7 +105,9 @@ def plot_lab_summary(res:dict, # variant name -> the lab's logs
     seeds = res[names[0]]['acc'].shape[1]
     final = {n: res[n]['acc'][-1] for n in names}
     with figure_style():
-        fig, axes = plt.subplots(1, 3, figsize=(17, 0.34*len(names) + 2.4), width_ratios=(1.2, 1.2, 1), layout='constrained')
+        fig, axd = plt.subplot_mosaic([['acc', 'wrong'], ['power', 'power']], figsize=(12.5, 0.3*len(names) + 6.2),
+                                      height_ratios=(0.3*len(names) + 1.6, 3.4), width_ratios=(1, 1.15), layout='constrained')
+        axes = [axd['acc'], axd['wrong'], axd['power']]
         ax, y = axes[0], np.arange(len(names))
         wm, wh = ci_frame({n: a.min(-1) for n, a in final.items()}, ['w'])
         ax.barh(y, wm['w'], xerr=wh['w'], color='#dddddd', capsize=2, label='worst task (bar)')
@@ -114,14 +117,14 @@ def plot_lab_summary(res:dict, # variant name -> the lab's logs
             ax.errorbar(fm[t], y + (j - (len(tasks) - 1)/2)*0.1, xerr=fh[t], fmt=st['marker'], ms=4, lw=0.7, color=st['color'], label=t)
         ax.set_yticks(y, names); ax.invert_yaxis()
         ax.set(xlabel='final exact accuracy (0 to 1; mean, 95 % interval)', title='Final accuracy per task')
-        ax.legend(loc='upper left', bbox_to_anchor=(0, -0.12), ncols=4, frameon=False)
+        ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.1), ncols=4, frameon=False)
         wr, _ = ci_frame({n: res[n]['wrong_pos'] for n in names}, tasks)
         im = axes[1].imshow(wr.values, cmap='Reds', vmin=0, vmax=max(0.5, float(np.nanmax(wr.values))), aspect='auto')
         for (i, j), val in np.ndenumerate(wr.values):
             axes[1].text(j, i, f'{val:.2f}', ha='center', va='center', fontsize=8, color='white' if val > 0.3 else 'black')
-        axes[1].set_xticks(range(len(tasks)), tasks, rotation=30, ha='right'); axes[1].set_yticks(y, names)
+        axes[1].set_xticks(range(len(tasks)), tasks, rotation=30, ha='right'); axes[1].set_yticks(y, [])   # rows as in the left panel
         axes[1].set_title('Wrong answers with a positive advantage')
-        fig.colorbar(im, ax=axes[1], label='fraction of wrong answers (mean over seeds)', shrink=0.8)
+        fig.colorbar(im, ax=axes[1], label='fraction of wrong answers\n(mean over seeds)', shrink=0.8)
         ax = axes[2]
         for v in (v for v in variants if v.estimator == 'g2rpo' and not v.shaping):
             a, b = res[v.name]['acc'].min(-1), res[reference]['acc'].min(-1)      # (L+1, S) worst task over training
@@ -131,7 +134,7 @@ def plot_lab_summary(res:dict, # variant name -> the lab's logs
             ax.plot(res[v.name]['steps'][1:], need[1:], label=f'{v.name} vs {reference}', color=st['color'], ls=st['ls'], lw=1.4)
         ax.set_yscale('log'); ax.axhline(seeds, color=REFERENCE, lw=0.8, ls='--', label=f'the {seeds} seeds run here')
         ax.set(xlabel='policy update (step)', ylabel='seeds per arm (80 % power, log scale)',
-               title='Seeds to tell worst-task accuracy apart')
-        ax.legend()
+               title=f'Seeds per arm to tell each G2RPO scope from {reference} on worst-task accuracy')
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1))
         fig.suptitle(f'Lab summary: {seeds} seeds per variant')
     return fig
