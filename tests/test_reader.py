@@ -50,3 +50,28 @@ def test_committed_outputs_are_clean(name):
     assert not any(n in text for n in NOISE), f"{name}: warnings in its outputs"
     assert not any('image/png' in o.get('data', {}) for o in outs), f"{name}: an embedded image (show figures with paths.show_figure)"
     assert sum(o.output_type == 'stream' and o.name == 'stderr' for o in outs) <= 5, f"{name}: stderr floods its outputs"
+
+
+# Each experiment notebook committed with outputs, and the tables under figures/tables/ the same run wrote (columns compared).
+COMMITTED_RUNS = {
+    '05_train': [('main_job_sampled.csv', ['before', 'after', 'change (points)']), ('main_job_greedy.csv', ['before', 'after', 'change (points)'])],
+    '06_eval': [('eval_synthetic.csv', None)],
+}
+
+
+def _cells(csv, cols):
+    import pandas as pd
+    tab = pd.read_csv(REPO_ROOT/'figures'/'tables'/csv, index_col=0, dtype=str)
+    return [(str(i), c, str(v).lstrip('+')) for i, row in tab[cols or list(tab.columns)].iterrows() for c, v in row.items()]
+
+
+@pytest.mark.parametrize('name', sorted(COMMITTED_RUNS))
+def test_committed_outputs_agree_with_tables(name):
+    "The executed notebook shows the numbers of the tables its run wrote: every cell of each table appears in its outputs."
+    nb = nbformat.read(REPO_ROOT/'nbs'/f'{name}.ipynb', as_version=4)
+    text = ' '.join(str(v) for c in nb.cells if c.cell_type == 'code' for o in c.outputs
+                    for v in ([o.get('text', '')] + list(o.get('data', {}).values()))).replace('+', '')
+    assert text.strip(), f"nbs/{name}.ipynb has no outputs: commit it executed (papermill nbs/{name}.ipynb nbs/{name}.ipynb --cwd nbs)"
+    for csv, cols in COMMITTED_RUNS[name]:
+        missing = [(r, c, v) for r, c, v in _cells(csv, cols) if v not in text]
+        assert not missing, f"nbs/{name}.ipynb does not show these cells of figures/tables/{csv}: {missing[:5]}"

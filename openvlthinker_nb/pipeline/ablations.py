@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['VARIANTS', 'ABLATION_BASE', 'PAPER_T4_ROWS', 'slug', 'ablation_configs', 'is_done', 'run_ablations',
-           'ablation_results', 'seed_summary', 'pm_table', 'gradient_shares', 'share_summary']
+           'ablation_results', 'seed_summary', 'pm_table', 'gradient_shares', 'share_summary', 'share_intervals',
+           'plot_ablation_accuracy', 'plot_ablation_grad_share']
 
 # %% ../../nbs/api/07_pipeline/00_ablation_plan.ipynb #f5647364
 import json, os, subprocess, sys, time
@@ -20,6 +21,7 @@ from ..trainer.config import TrainConfig
 from ..paths import repo_path
 from ..trainer.loop import NON_RESULT_FIELDS
 from ..trainer.metrics import GRAD_TERMS
+from ..style import REFERENCE, estimator_style, figure_style
 
 # %% ../../nbs/api/07_pipeline/00_ablation_plan.ipynb #b8f45259
 VARIANTS = {  # name -> TrainConfig overrides (the table's rows, in order)
@@ -154,3 +156,67 @@ def share_summary(gs:pd.DataFrame, # from `gradient_shares`
     g = sub.groupby(['variant', 'family'], sort=False)['share']
     rows = [v for v in VARIANTS if v in set(sub.variant)]
     return g.mean().unstack().loc[rows, TASK_TYPES], g.std(ddof=1).unstack().loc[rows, TASK_TYPES]
+
+# %% ../../nbs/api/07_pipeline/00_ablation_plan.ipynb #c7983059
+def share_intervals(gs:pd.DataFrame, # from `gradient_shares`
+                    term:str='task', # which term
+                    q:tuple=(0.1, 0.9), # the percentiles of the interval
+                   )->tuple:
+    "(mean share, lower, upper percentile over measuring steps and seeds): variants as rows, families as columns."
+    sub = gs[gs.term == term]
+    rows = [v for v in VARIANTS if v in set(sub.variant)]
+    g = sub.groupby(['variant', 'family'], sort=False)['share']
+    pick = lambda s: s.unstack().loc[rows, TASK_TYPES]
+    return pick(g.mean()), pick(g.quantile(q[0])), pick(g.quantile(q[1]))
+
+def _bar_style(v:str)->dict:
+    s = estimator_style(v)
+    return dict(color=s['color'], hatch=s['hatch'], edgecolor='white' if s['hatch'] else s['color'])
+
+def plot_ablation_accuracy(summaries:dict, # metric ('sampled', 'greedy') -> (means, standard errors) of `seed_summary`
+                           per_seed:pd.DataFrame|None=None, # `ablation_results` rows, drawn as a dot per seed (None: no dots)
+                           title:str='Estimators and shaping at CPU scale', # what the sweep was
+                          ):
+    "Horizontal bars: each variant's change in held-out accuracy (mean of the families), mean ± se over seeds."
+    import matplotlib.pyplot as plt
+    with figure_style():
+        fig, axes = plt.subplots(1, len(summaries), figsize=(5*len(summaries) + 1.6, 0.42*max(len(m) for m, _ in summaries.values()) + 1.6),
+                                 sharey=True, squeeze=False, layout='constrained')
+        for ax, (metric, (mean, se)) in zip(axes[0], summaries.items()):
+            y = np.arange(len(mean))
+            for i, v in enumerate(mean.index):
+                ax.barh(i, mean.loc[v, 'mean'], xerr=0 if np.isnan(se.loc[v, 'mean']) else se.loc[v, 'mean'], capsize=3, **_bar_style(v))
+                if per_seed is not None:
+                    d = per_seed[(per_seed.metric == metric) & (per_seed.family == 'mean') & (per_seed.variant == v)]['delta']
+                    ax.scatter(100*d, [i]*len(d), s=14, color='k', zorder=3, label='one seed' if i == 0 else None)
+            ax.axvline(0, color=REFERENCE, lw=0.8); ax.set_yticks(y, mean.index)
+            ax.set_xlabel(f'change in held-out {metric} accuracy,\nmean of the families (percentage points)')
+            ax.set_title(f'{metric}: mean ± se over seeds')
+        axes[0, 0].invert_yaxis()   # the first variant on top (the axes share y: invert once)
+        if per_seed is not None: axes[0, -1].legend(loc='lower right')
+        fig.suptitle(title)
+    return fig
+
+def plot_ablation_grad_share(mean:pd.DataFrame, # mean share per variant (rows) and family (columns), fractions
+                             lo:pd.DataFrame, # lower end of each interval, fractions
+                             hi:pd.DataFrame, # upper end of each interval, fractions
+                             interval:str='10th-90th percentile over measuring steps and seeds', # what the interval is
+                            ):
+    "One panel per family: each variant's share of the task-term gradient (%), with its interval and the even split."
+    import matplotlib.pyplot as plt
+    bad = [c for c in TASK_TYPES if c not in mean.columns]
+    if bad: raise ValueError(f"plot_ablation_grad_share: `mean` lacks the family column(s) {bad}")
+    if (lo.values < 0).any(): raise ValueError("plot_ablation_grad_share: `lo` is below 0; a share cannot be negative (clip it and say so in `interval`)")
+    with figure_style():
+        fig, axs = plt.subplots(2, 3, figsize=(12, 0.55*len(mean) + 3.2), sharex=True, sharey=True, layout='constrained')
+        y, even = np.arange(len(mean)), 100/len(TASK_TYPES)
+        for ax, fam in zip(axs.flat, TASK_TYPES):
+            for i, v in enumerate(mean.index):
+                m = 100*mean.loc[v, fam]
+                ax.barh(i, m, xerr=[[m - 100*lo.loc[v, fam]], [100*hi.loc[v, fam] - m]], capsize=2, error_kw=dict(lw=0.8), **_bar_style(v))
+            ax.axvline(even, color=REFERENCE, ls='--', lw=0.9)
+            ax.set_title(fam.replace('_', ' ')); ax.set_yticks(y, mean.index)
+        axs[0, 0].invert_yaxis()
+        for ax in axs[1]: ax.set_xlabel('share of the task-term gradient norm (%)')
+        fig.suptitle(f"Each family's share of the update per variant (bars: mean; whiskers: {interval}; dashed: even split, {even:.1f} %)")
+    return fig

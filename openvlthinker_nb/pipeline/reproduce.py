@@ -36,7 +36,7 @@ class Step:
 
 # %% ../../nbs/api/07_pipeline/01_reproduce.ipynb #d35b7904
 LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in the order they build on each other (this one aside)
-    'api/00_paths', 'api/01_tasks/00_vocab', 'api/01_tasks/01_math_verify', 'api/01_tasks/02_rewards', 'api/01_tasks/03_data',
+    'api/00_paths', 'api/00_progress', 'api/00_style', 'api/01_tasks/00_vocab', 'api/01_tasks/01_math_verify', 'api/01_tasks/02_rewards', 'api/01_tasks/03_data',
     'api/01_tasks/04_synthetic', 'api/02_algos/00_advantages', 'api/02_algos/01_shaping', 'api/02_algos/02_loss',
     'api/02_algos/03_lab', 'api/02_algos/04_lab_stats',
     'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/03_hf', 'api/03_policy/04_static',
@@ -47,7 +47,8 @@ LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in th
     'api/05_eval/00_heldout', 'api/05_eval/01_scorers', 'api/05_eval/02_benchmarks/00_files', 'api/05_eval/02_benchmarks/01_options',
     'api/05_eval/02_benchmarks/02_scoring', 'api/05_eval/02_benchmarks/03_judge', 'api/05_eval/02_benchmarks/04_records', 'api/05_eval/02_benchmarks/05_fixtures',
     'api/05_eval/02_benchmarks/06_registry', 'api/05_eval/03_evaluate',
-    'api/06_report/00_paper_tables', 'api/06_report/01_run_tables', 'api/06_report/02_readme', 'api/07_pipeline/00_ablation_plan',
+    'api/06_report/00_paper_tables', 'api/06_report/01_run_tables', 'api/06_report/02_readme', 'api/06_report/03_plots',
+    'api/07_pipeline/00_ablation_plan',
     'api/08_cli/00_train', 'api/08_cli/01_sft', 'api/08_cli/02_synthetic', 'api/08_cli/03_reproduce')
 TRIALS = ('t01_g2rpo_lr1e-4', 't02_g2rpo_lr2e-4', 't03_g2rpo_lr1e-4_len', 't04_g2rpo_lr1e-4_ent', 't05_grpo_lr1e-4',
           't06_control_shuffled', 't07_g2rpo_lr1e-4_400', 't08_g2rpo_lr2e-4_b32')  # nbs/params/trials/*.yaml

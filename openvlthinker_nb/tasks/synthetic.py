@@ -410,13 +410,13 @@ def _answer_box(text:str):
 # %% ../../nbs/api/01_tasks/04_synthetic.ipynb #bb408c24
 def plot_examples(ds:OneThinkerDataset, # a loaded dataset
                   n_per_family:int=2, # examples per family (rows)
-                  width:int=30, # characters per line of the caption
+                  width:int=32, # characters per line of the caption
                  ):
     "A grid of images (columns: families) captioned with question, options and answer; returns the figure."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     fams = [t for t in TASK_TYPES if any(r['task_type'] == t for r in ds.records)]
-    fig, axs = plt.subplots(n_per_family, len(fams), figsize=(2.1 * len(fams), 2.75 * n_per_family), squeeze=False)
+    fig, axs = plt.subplots(n_per_family, len(fams), figsize=(2.6 * len(fams), 3.5 * n_per_family), squeeze=False, layout='constrained')
     for j, fam in enumerate(fams):
         idx = [i for i, r in enumerate(ds.records) if r['task_type'] == fam][:n_per_family]
         for k in range(n_per_family):
@@ -431,9 +431,9 @@ def plot_examples(ds:OneThinkerDataset, # a loaded dataset
             q = x['problem'].replace(IMAGE_TOKEN, '').strip()
             opts = '  '.join(o.replace(' ', '\u00a0') for o in x['options'])   # keep each option on one line
             cap = textwrap.fill(q, width) + ('\n' + textwrap.fill(opts, width) if opts else '')
-            ax.set_xlabel(f"{cap}\n" + textwrap.fill(f"answer: {x['answer_text']}", width), fontsize=6.5, loc='left')
-            if k == 0: ax.set_title(fam.replace('_', ' '), fontsize=8)
-    fig.tight_layout()
+            ax.set_xlabel(f"{cap}\n" + textwrap.fill(f"answer: {x['answer_text']}", width), fontsize=8, loc='left')
+            if k == 0: ax.set_title(fam.replace('_', ' '), fontsize=10)
+    fig.suptitle(f'The synthetic suite: {n_per_family} examples per task family (dashed box: the true answer of a grounding question)', fontsize=11)
     return fig
 
 # %% ../../nbs/api/01_tasks/04_synthetic.ipynb #7f753c64

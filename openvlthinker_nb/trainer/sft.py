@@ -23,6 +23,7 @@ from transformers import (PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen3V
                           Qwen3VLProcessor, Qwen3VLVideoProcessor)
 
 from ..paths import save_fig
+from ..style import OKABE_ITO, REFERENCE, figure_style, screen_width
 from ..tasks.data import load_onethinker
 from ..tasks.synthetic import DEFAULT_DATA, DEFAULT_SEED, make_synthetic
 from ..policy.load import DEFAULT_MODEL
@@ -256,20 +257,27 @@ def torch_threads(n:int|None):
     finally: torch.set_num_threads(prev)
 
 def plot_loss(losses:dict, # stage name -> per-step losses, in stage order
-              window:int=25):
+              window:int=25, # rolling-mean window in steps
+             ):
     "The SFT loss curve over all stages (per step and running mean), stage boundaries dashed."
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.2, 2.8))
-    start = 0
-    for k, (name, ls) in enumerate(losses.items()):
-        x = np.arange(start + 1, start + len(ls) + 1)
-        ax.plot(x, ls, lw=0.5, alpha=0.3, color=f'C{k}')
-        if len(ls) >= window: ax.plot(x[window - 1:], np.convolve(ls, np.ones(window) / window, mode='valid'), lw=1.5, color=f'C{k}', label=name)
-        if start: ax.axvline(start, color='grey', ls='--', lw=0.8)
-        start += len(ls)
-    ax.set(xlabel='step', ylabel='cross-entropy (target tokens)', yscale='log', title='SFT of the tiny Qwen3-VL')
-    ax.yaxis.set_major_formatter(plt.matplotlib.ticker.FormatStrFormatter('%g')); ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
-    ax.legend(frameon=False, fontsize=8); fig.tight_layout()
+    from matplotlib.ticker import LogLocator, FormatStrFormatter, NullFormatter
+    with figure_style():
+        fig, ax = plt.subplots(figsize=(7, 3.6), layout='constrained')
+        start, colors = 0, [OKABE_ITO[c] for c in ('blue', 'orange', 'bluish green', 'reddish purple')]
+        for k, (name, ls) in enumerate(losses.items()):
+            x, col = np.arange(start + 1, start + len(ls) + 1), colors[k % len(colors)]
+            ax.plot(x, ls, lw=0.5, alpha=0.3, color=col)
+            if len(ls) >= window: ax.plot(x[window - 1:], np.convolve(ls, np.ones(window) / window, mode='valid'), lw=1.8, color=col,
+                                          label=f'stage {name!r} (rolling mean over {window} steps)')
+            if start: ax.axvline(start, color=REFERENCE, ls='--', lw=0.8)
+            start += len(ls)
+        ax.plot([], [], lw=0.5, alpha=0.5, color=REFERENCE, label='per step (faint)')
+        ax.set(xlabel='optimizer step', ylabel='cross-entropy per target token\n(nats, log scale)', yscale='log',
+               title='SFT of the tiny Qwen3-VL: training loss (dashed: next stage)')
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5))); ax.yaxis.set_major_formatter(FormatStrFormatter('%g'))
+        ax.yaxis.set_minor_locator(LogLocator(subs=tuple(range(1, 10)))); ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.legend(frameon=False)
     return fig
 
 # %% ../../nbs/api/04_trainer/08_sft.ipynb #9780ccd6
