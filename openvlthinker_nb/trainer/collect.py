@@ -16,7 +16,7 @@ from ..tasks.vocab import TASK_TYPES
 from ..policy.core import Rollout
 from ..policy.rollout import rollout
 from ..algos.advantages import ADVANTAGES, AdvantageBatch
-from .config import TrainConfig, needs_exact_entropy
+from .config import RECOMPUTE_ENGINES, TrainConfig, needs_exact_entropy
 from .dist import Dist, gather_rows
 from .batch import COLUMNS, StepTable
 from ..tasks.data import FamilySampler, derive_seed
@@ -56,6 +56,7 @@ ROLLOUT_LOGPROBS = {'rollout': 'generate', 'recompute': 'forward'}  # old_logp -
 def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist, step:int, task_of)->tuple:
     "Roll out, score and filter until the step has `batch_prompts` kept groups (or rounds run out)."
     parts, times, drawn, kept, rounds = [], {'generate': 0.0, 'score': 0.0}, 0, 0, 0
+    src = 'generate' if cfg.rollout_engine in RECOMPUTE_ENGINES else ROLLOUT_LOGPROBS[cfg.old_logp]   # vllm hands back its own log-probs (no logits kept here)
     want = cfg.batch_prompts
     for rnd in range(cfg.filter_rounds if cfg.online_filter else 1):
         if rnd == 0: k = want
@@ -70,7 +71,7 @@ def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist
             seed = derive_seed(cfg.seed, step, rnd, d.rank, j) if cfg.rollout_batch else derive_seed(cfg.seed, step, rnd, d.rank)
             t0 = time.perf_counter()
             ro = rollout(model, processor, recs, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                         max_new_tokens=cfg.max_new_tokens, seed=seed, logprobs=ROLLOUT_LOGPROBS[cfg.old_logp], micro_batch=cfg.micro_batch,
+                         max_new_tokens=cfg.max_new_tokens, seed=seed, logprobs=src, micro_batch=cfg.micro_batch,
                          with_entropy=needs_exact_entropy(cfg) and cfg.old_logp == 'rollout', engine=cfg.rollout_engine)
             t1 = time.perf_counter()
             table = score_part(ro, recs, cfg, d, drawn + d.world*j, task_of)   # group ids: the prompt's place in the round
