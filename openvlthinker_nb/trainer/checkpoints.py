@@ -61,15 +61,15 @@ def _adamw_zeros(opt):
 def _save_dcp(folder:Path, model, opt):
     sd = {'model': get_model_state_dict(resharded(model))}
     if opt.state: sd['optimizer'] = get_optimizer_state_dict(model, opt)   # none before the first update (asking would make one)
-    dcp.save(_host(sd), checkpoint_id=str(folder/'dcp'))
+    dcp.save(_host(sd), checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())   # one process: no collectives, no warning
 
 def _load_dcp(folder:Path, model, opt, has_optimizer:bool):
     msd = _host({'model': get_model_state_dict(resharded(model))})
-    dcp.load(msd, checkpoint_id=str(folder/'dcp'))
+    dcp.load(msd, checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())
     set_model_state_dict(model, msd['model'])
     if has_optimizer:   # parameters that never had a gradient have no saved state: theirs stays as AdamW starts it
         osd = _host({'optimizer': get_optimizer_state_dict(model, _adamw_zeros(opt))})
-        dcp.load(osd, checkpoint_id=str(folder/'dcp'), planner=DefaultLoadPlanner(allow_partial_load=True))
+        dcp.load(osd, checkpoint_id=str(folder/'dcp'), planner=DefaultLoadPlanner(allow_partial_load=True), no_dist=not tdist.is_initialized())
         set_optimizer_state_dict(model, opt, osd['optimizer'])
 
 def _load_spmd(folder:Path, model, opt, has_optimizer:bool): load_sharded(folder, model, opt)
