@@ -6,7 +6,8 @@
 __all__ = ['STATE_FORMATS', 'StateFormat', 'state_format', 'save_checkpoint', 'last_checkpoint', 'load_checkpoint']
 
 # %% ../../nbs/api/04_trainer/05_checkpoints.ipynb #0b8faab6
-import os, json, random, shutil
+import os, json, random, shutil, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -58,18 +59,26 @@ def _adamw_zeros(opt):
             opt.state[p] = st
     return opt
 
+@contextmanager
+def _lone_process_ok():
+    "DCP warns when it runs without a process group, which is what a lone process asks of it (`no_dist`): not a problem to report."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='torch.distributed is disabled', category=UserWarning)
+        yield
+
 def _save_dcp(folder:Path, model, opt):
     sd = {'model': get_model_state_dict(resharded(model))}
     if opt.state: sd['optimizer'] = get_optimizer_state_dict(model, opt)   # none before the first update (asking would make one)
-    dcp.save(_host(sd), checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())   # one process: no collectives, no warning
+    with _lone_process_ok(): dcp.save(_host(sd), checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())
 
 def _load_dcp(folder:Path, model, opt, has_optimizer:bool):
     msd = _host({'model': get_model_state_dict(resharded(model))})
-    dcp.load(msd, checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())
+    with _lone_process_ok(): dcp.load(msd, checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())
     set_model_state_dict(model, msd['model'])
     if has_optimizer:   # parameters that never had a gradient have no saved state: theirs stays as AdamW starts it
         osd = _host({'optimizer': get_optimizer_state_dict(model, _adamw_zeros(opt))})
-        dcp.load(osd, checkpoint_id=str(folder/'dcp'), planner=DefaultLoadPlanner(allow_partial_load=True), no_dist=not tdist.is_initialized())
+        with _lone_process_ok():
+            dcp.load(osd, checkpoint_id=str(folder/'dcp'), planner=DefaultLoadPlanner(allow_partial_load=True), no_dist=not tdist.is_initialized())
         set_optimizer_state_dict(model, opt, osd['optimizer'])
 
 def _load_spmd(folder:Path, model, opt, has_optimizer:bool): load_sharded(folder, model, opt)
