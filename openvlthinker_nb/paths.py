@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['REPO_ROOT', 'DATA_DIR', 'FIGURES_ENV', 'FIGURES_DIR', 'SYNTHETIC_DIR', 'repo_path', 'resolve_data', 'save_fig',
-           'show_figure']
+           'figure_link', 'show_figure']
 
 # %% ../nbs/api/00_paths.ipynb #7fee2d54
 import os
@@ -52,13 +52,17 @@ def save_fig(fig, # a matplotlib figure
     return paths
 
 # %% ../nbs/api/00_paths.ipynb #f4ce5c09
+def figure_link(path:str|Path, # a saved figure (PNG)
+                caption:str='', # alt text; the file stem by default
+               )->str:
+    "A Markdown image link to `path`, relative to the working folder."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"show_figure: no figure at {path}")
+    return f"![{caption or path.stem}]({Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()})"
+
 def show_figure(path:str|Path, # a saved figure (PNG)
                 caption:str='', # alt text; the file stem by default
                ):
-    "Display the figure at `path` as a Markdown image link relative to the working folder."
+    "Display the figure at `path` by reference (a Markdown image link relative to the working folder)."
     from IPython.display import Markdown, display
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"show_figure: no figure at {path}")
-    rel = Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()
-    display(Markdown(f"![{caption or path.stem}]({rel})"))
-    return rel
+    display(Markdown(figure_link(path, caption)))
