@@ -64,7 +64,7 @@ COMMITTED_RUNS = {
 def _cells(csv, cols):
     import pandas as pd
     tab = pd.read_csv(REPO_ROOT/'figures'/'tables'/csv, index_col=0, dtype=str)
-    return [(str(i), c, str(v).lstrip('+')) for i, row in tab[cols or list(tab.columns)].iterrows() for c, v in row.items()]
+    return [(str(i), c, str(v).lstrip('+')) for i, row in tab[cols or list(tab.columns)].iterrows() for c, v in row.items() if pd.notna(v)]
 
 
 @pytest.mark.parametrize('name', sorted(COMMITTED_RUNS))
