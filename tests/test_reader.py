@@ -57,7 +57,6 @@ COMMITTED_RUNS = {
     '05_train': [('main_job_sampled.csv', ['before', 'after', 'change (points)']), ('main_job_greedy.csv', ['before', 'after', 'change (points)'])],
     '06_eval': [('eval_synthetic.csv', None)],
     '07b_lab': [(f'lab_{t}.csv', None) for t in ('final_accuracy', 'grad_share', 'wrong_positive', 'symmetry', 'steps_to_target')],
-    '08_results': [('main_job_sampled.csv', None), ('main_job_greedy.csv', None), ('headroom.csv', None)],
 }
 
 
