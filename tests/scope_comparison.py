@@ -1,4 +1,4 @@
-"""Issue 25's comparison of G2RPO scopes: reads finished runs named <scope>_s<seed> under a folder (each one
+"""The comparison of G2RPO scopes (the released group_then_task, group, group_task_scaled): reads finished runs named <scope>_s<seed> under a folder (each one
 `python -m openvlthinker_nb.train --overrides scope=<scope> seed=<seed> output_dir=<folder>/<scope>_s<seed> ...`) and
 writes figures/tables/scope_comparison.csv and .md (run_tables.compare_runs: mean ± se over seeds).
 
@@ -16,7 +16,7 @@ def main(root:Path, out:Path):
     done = [r for r in runs if _finished(r)]
     cfg = json.loads((done[0]/'config.json').read_text())
     seeds = sorted({json.loads((r/'config.json').read_text())['seed'] for r in done})
-    title = (f"**G2RPO scopes (issue 25).** {cfg['max_steps']} RL steps of {cfg['batch_prompts']} prompts x {cfg['n']} responses "
+    title = (f"**G2RPO scopes.** {cfg['max_steps']} RL steps of {cfg['batch_prompts']} prompts x {cfg['n']} responses "
              f"from {'data/tiny-qwen3-vl' if cfg['model'] == 'default' else cfg['model']}, lr {cfg['lr']:g}, seeds {seeds}; held-out: "
              f"{'all' if not cfg['eval_limit'] else 'first ' + str(cfg['eval_limit'])} test records per family; mean ± se over seeds "
              f"of each run's paired change (points), of each family's share of the update (task term, %) and of the share of wrong "
