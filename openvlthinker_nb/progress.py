@@ -59,6 +59,7 @@ class Progress:
         self.total, self.desc, self.unit, self.start, self.n, self.every = total, desc, unit, initial, initial, every
         self.stats, self.t0, self.last, self.closed, self.enabled = {}, time.perf_counter(), -1e9, False, enabled
         self.bar = self.handle = self.fd = None
+        self.drawn = None   # the count last drawn
         if not enabled: return
         self.fd = kernel_terminal()
         if self.fd is None:
@@ -74,7 +75,8 @@ class Progress:
     def _draw(self, force=False):
         now = time.perf_counter()
         if not force and now - self.last < self.every and self.n < self.total: return
-        first, self.last, text = self.last < 0, now, self.line()
+        if force and self.n == self.drawn: return   # close() after the last update: the line is already up to date
+        first, self.last, self.drawn, text = self.last < 0, now, self.n, self.line()
         self.handle.update({'text/plain': text}, raw=True)
         if self.fd is None: return
         lead = '\n' if first else ''   # start below papermill's own line
