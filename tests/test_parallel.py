@@ -149,6 +149,10 @@ def test_lora_fsdp_resume_after_kill_and_export(tmp_path):
     p = drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'run')}, '1', ok=False)
     assert p.returncode != 0 and 'killed after step 1' in p.stderr
     shutil.copytree(tmp_path/'run', tmp_path/'one')
+    import torch.distributed.checkpoint as dcp
+    saved = dcp.FileSystemReader(str(tmp_path/'run'/'checkpoints'/'step_000001'/'dcp')).read_metadata().state_dict_metadata
+    held = [k for k in saved if k.startswith('model.')]
+    assert len(held) == 2 * 7 * 2 and all('.lora_' in k for k in held)   # the adapters only: the frozen base is the model's files
     drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'run'), 'resume': True})
     full, run = _metrics(tmp_path/'full'), _metrics(tmp_path/'run')
     assert [m['step'] for m in full] == [1, 2] and [_results(m) for m in run] == [_results(m) for m in full]
