@@ -80,7 +80,7 @@ PIPELINE = [
     Step('throughput_trl', command=('tests/bench_trl.py', '--out', 'figures/tables/throughput_trl.md'), needs='trl'),
     Step('results', notebook='08_results.ipynb', after=('main_job', *[f'trial_{t}' for t in TRIALS]),
          quick={'main': 'runs/quick/g2rpo_tiny', 'control': 'runs/quick/trials/t06_control_shuffled', 'trials': 'runs/quick/trials',
-                'trial_names': [t for t in TRIALS if _trial(t).quick is not None], 'output_dir': 'runs/quick/tables'}),
+                'output_dir': 'runs/quick/tables'}),
     Step('readme', command=('-m', 'openvlthinker_nb.report.readme'), after=('results', 'eval', 'ablations', 'lab', 'throughput_trl')),
 ]
 
