@@ -1,6 +1,7 @@
 """`parallel=fsdp` against `parallel=ddp` on two CPU processes (gloo, torchrun), exact kill-and-resume under fsdp, a
 two-process checkpoint resumed in one process, and the exported final folder. About 5 minutes on two cores (eight
-torchrun launches of the tiny model; tests/dist_driver.py is what each process runs)."""
+torchrun launches of the tiny model; tests/dist_driver.py is what each process runs). LoRA on two processes (under
+ddp and fsdp) against one, and its kill-and-resume and export under fsdp: about 2 more minutes (seven launches)."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
@@ -94,3 +95,83 @@ def test_exported_folder_gives_the_trainers_logprobs(runs, tmp_path):
     with torch.no_grad(): lp, _ = response_logprobs(m, ref['rollout'], with_entropy=False)
     assert ref['rollout'].response_mask.sum() > 0
     assert float((lp - ref['logprobs']).abs().max()) < 1e-5
+
+
+# LoRA (PEFT) on several processes: r = 8 on every projection of the language model, the KL to the adapter-off policy on
+LORA = dict(lora_rank=8, lora_alpha=16.0, lr=1e-2, kl_coef=0.05)
+LORA_SUMS = ('pg_loss', 'kl', 'grad_norm', 'clip_frac', 'ratio_mean', 'approx_kl', 'entropy_penalty')
+
+@pytest.fixture(scope='module')
+def lora_one(tmp_path_factory):
+    "Three updates of one lone process on the fixed batch of tests/dist_driver.py `update` (both halves)."
+    f = tmp_path_factory.mktemp('lora1')/'one.pt'
+    drive(1, 'update', {**TINY, **LORA, 'parallel': 'ddp', 'output_dir': str(f.parent)}, str(f))
+    return torch.load(f, weights_only=False)
+
+def _rel(a:float, b:float)->float: return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+@pytest.mark.parametrize('par', ['ddp', 'fsdp'])
+def test_lora_on_two_processes_matches_one(lora_one, par, tmp_path):
+    "Each of two processes takes half of the batch one process takes whole: the same starting adapters, every update's statistics within 1e-4, the merged weights within 1e-5."
+    f = tmp_path/'two.pt'
+    drive(2, 'update', {**TINY, **LORA, 'parallel': par, 'output_dir': str(tmp_path)}, str(f))
+    one, two = lora_one, torch.load(f, weights_only=False)
+    assert (one['world'], two['world']) == (1, 2)
+    assert one['texts'] == two['texts'] and torch.equal(one['table'], two['table'])   # the same batch
+    assert len(one['start']) == 2 * 7 * 2 and all(torch.equal(v, two['start'][k]) for k, v in one['start'].items())   # 2 layers x 7 projections x (A, B)
+    assert all(float(v.abs().max()) == 0 for k, v in one['start'].items() if 'lora_B' in k)
+    assert len(one['stats']) == len(two['stats']) == 3
+    for step, (a, b) in enumerate(zip(one['stats'], two['stats'])):
+        for k in LORA_SUMS: assert _rel(a[k], b[k]) <= 1e-4, (step, k, a[k], b[k])
+        assert a['tokens'] == b['tokens']
+        for k in ('entropy_by_family', 'entropy_sampled_by_family'):
+            assert all((x is None and y is None) or _rel(x, y) <= 1e-4 for x, y in zip(a[k], b[k])), (step, k, a[k], b[k])
+    fam_a, fam_b = one['stats'][0]['grad_norm_by_family'], two['stats'][0]['grad_norm_by_family']   # the adapters' gradients per family
+    assert any(v > 0 for v in fam_a['task']) and all(_rel(x, y) <= 1e-4 for x, y in zip(fam_a['task'], fam_b['task'])), (fam_a, fam_b)
+    assert one['stats'][-1]['kl'] > 0 and one['stats'][-1]['grad_norm'] > 0   # the policy left the adapter-off reference
+    assert one['merged'].keys() == two['merged'].keys() and not any('lora_' in k or 'base_layer' in k for k in one['merged'])
+    assert max(float((v - two['merged'][k]).abs().max()) for k, v in one['merged'].items()) < 1e-5
+    moved = max(float((one['weights'][k] - v).abs().max()) for k, v in one['start'].items())
+    assert moved > 1e-3, moved   # the adapters trained
+
+def test_lora_fsdp_resume_after_kill_and_export(tmp_path):
+    """LoRA under fsdp on two processes: killed after step 1 and resumed equals the uninterrupted run bit for bit; the
+    two-process checkpoint goes on in one plain process; final/ holds the merged model (Auto classes) and the adapter,
+    which give the same log-probs."""
+    from peft import PeftModel
+    from openvlthinker_nb.policy.load import load_policy, DEFAULT_MODEL
+    from openvlthinker_nb.policy.rollout import rollout, response_logprobs
+    from openvlthinker_nb.tasks.data import load_onethinker
+    from openvlthinker_nb.tasks.synthetic import default_split
+    from openvlthinker_nb.trainer.loop import param_digest
+    cfg = {**TINY, **LORA, 'max_steps': 2, 'parallel': 'fsdp'}
+    drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'full')})
+    p = drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'run')}, '1', ok=False)
+    assert p.returncode != 0 and 'killed after step 1' in p.stderr
+    shutil.copytree(tmp_path/'run', tmp_path/'one')
+    import torch.distributed.checkpoint as dcp
+    saved = dcp.FileSystemReader(str(tmp_path/'run'/'checkpoints'/'step_000001'/'dcp')).read_metadata().state_dict_metadata
+    held = [k for k in saved if k.startswith('model.')]
+    assert len(held) == 2 * 7 * 2 and all('.lora_' in k for k in held)   # the adapters only: the frozen base is the model's files
+    drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'run'), 'resume': True})
+    full, run = _metrics(tmp_path/'full'), _metrics(tmp_path/'run')
+    assert [m['step'] for m in full] == [1, 2] and [_results(m) for m in run] == [_results(m) for m in full]
+    assert all(m['kl'] is not None for m in full) and full[-1]['kl'] > 0
+    assert json.loads((tmp_path/'run'/'eval.json').read_text()) == json.loads((tmp_path/'full'/'eval.json').read_text())
+    assert _rank0(tmp_path/'run')['param_digest'] == _rank0(tmp_path/'full')['param_digest']
+    drive(1, 'train', {**cfg, 'output_dir': str(tmp_path/'one'), 'parallel': 'ddp', 'resume': True})   # the same checkpoint, one plain process
+    ms = _metrics(tmp_path/'one')
+    assert [m['step'] for m in ms] == [1, 2] and _results(ms[0]) == _results(full[0])
+    final = tmp_path/'full'/'final'
+    trained = PeftModel.from_pretrained(load_policy(DEFAULT_MODEL)[0], final/'adapter')
+    assert param_digest(trained) == _rank0(tmp_path/'full')['param_digest']   # the saved adapter is the trainer's policy
+    merged, proc = load_policy(final)                                        # AutoModelForImageTextToText, base names
+    assert not any('lora' in n or 'base_layer' in n for n, _ in merged.named_parameters())
+    ds = load_onethinker(default_split('test'))
+    ro = rollout(merged, proc, [ds[i] for i in range(4)], n=2, max_new_tokens=8, seed=0)
+    with torch.no_grad():
+        lp_m = response_logprobs(merged, ro, with_entropy=False)[0]
+        lp_t = response_logprobs(trained, ro, with_entropy=False)[0]
+        with trained.disable_adapter(): lp_0 = response_logprobs(trained, ro, with_entropy=False)[0]
+    assert (lp_m - lp_t).abs().max() < 1e-4, (lp_m - lp_t).abs().max()
+    assert (lp_t - lp_0).abs().max() > 1e-3   # the adapters moved the policy

@@ -30,7 +30,8 @@ def synced(model)->bool:
     "True when a forward of `model` is a collective (FSDP2 over several processes): `generate` must then step all processes together."
     import torch.distributed as tdist
     from torch.distributed.fsdp import FSDPModule
-    return isinstance(model, FSDPModule) and tdist.is_initialized() and tdist.get_world_size() > 1
+    from openvlthinker_nb.policy.adapters import base_of   # a LoRA policy: the sharded model is under the PEFT wrapper
+    return isinstance(base_of(model), FSDPModule) and tdist.is_initialized() and tdist.get_world_size() > 1
 
 # %% ../../nbs/api/03_policy/03_hf.ipynb #f2427ce0
 def rollout(model, # a HF vision-language model (e.g. from `load_policy`)

@@ -16,12 +16,14 @@ import torch
 import torch.distributed as tdist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import DefaultLoadPlanner
-from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_model_state_dict,
+                                                     set_optimizer_state_dict)
 from safetensors.torch import save_file, load_file
 from ..tasks.data import FamilySampler
 from .dist import Dist
 from .parallel import resharded
 from ..policy.spmd import SHARDED_DIR, spmd_on, save_sharded, load_sharded
+from ..policy.adapters import is_lora
 
 # %% ../../nbs/api/04_trainer/05_checkpoints.ipynb #d6211a26
 def _barrier(d:Dist):
@@ -66,15 +68,22 @@ def _lone_process_ok():
         warnings.filterwarnings('ignore', message='torch.distributed is disabled', category=UserWarning)
         yield
 
+def _model_state(model)->dict:
+    "The weights a checkpoint holds (this process's shards): all of them, or a LoRA policy's adapters only (its frozen base is the model's files)."
+    sd = get_model_state_dict(resharded(model))
+    if not is_lora(model): return sd
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v for k, v in sd.items() if k in trained}
+
 def _save_dcp(folder:Path, model, opt):
-    sd = {'model': get_model_state_dict(resharded(model))}
+    sd = {'model': _model_state(model)}
     if opt.state: sd['optimizer'] = get_optimizer_state_dict(model, opt)   # none before the first update (asking would make one)
     with _lone_process_ok(): dcp.save(_host(sd), checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())
 
 def _load_dcp(folder:Path, model, opt, has_optimizer:bool):
-    msd = _host({'model': get_model_state_dict(resharded(model))})
+    msd = _host({'model': _model_state(model)})
     with _lone_process_ok(): dcp.load(msd, checkpoint_id=str(folder/'dcp'), no_dist=not tdist.is_initialized())
-    set_model_state_dict(model, msd['model'])
+    set_model_state_dict(model, msd['model'], options=StateDictOptions(strict=not is_lora(model)))   # LoRA: the adapters, the base stays
     if has_optimizer:   # parameters that never had a gradient have no saved state: theirs stays as AdamW starts it
         osd = _host({'optimizer': get_optimizer_state_dict(model, _adamw_zeros(opt))})
         with _lone_process_ok():

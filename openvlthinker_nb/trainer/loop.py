@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['log', 'step_log', 'RUN_FILES', 'SHORT', 'NON_RESULT_FIELDS', 'attach_run_logging', 'detach_run_logging', 'load_model',
-           'Run', 'engine_options', 'setup', 'rl_step', 'eval_protocol', 'param_digest', 'main_job_differences',
-           'train', 'load_params', 'parse_override', 'main']
+           'lora_settings', 'Run', 'engine_options', 'setup', 'rl_step', 'eval_protocol', 'param_digest',
+           'main_job_differences', 'train', 'load_params', 'parse_override', 'main']
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #f8ec6f10
 import os, json, time, shutil, hashlib, logging
@@ -68,13 +68,23 @@ def load_model(cfg:TrainConfig, d:Dist, src:str, # the run's parameters, this pr
                train:bool=True, # False: the frozen reference policy (no gradient checkpointing, nothing frozen)
                xp:XlaParallel|None=None, # on XLA: how `cfg.parallel` places the policy there (policy.spmd.xla_parallel)
               )->tuple:
-    "`(model, processor)` in eval mode as `cfg.parallel` spreads it: on torch devices plain in a lone `ddp` process, else FSDP2 built from the meta device; on XLA placed by `xp`."
+    "`(model, processor)` in eval mode as `cfg.parallel` spreads it: on torch devices plain in a lone `ddp` process, else FSDP2 built from the meta device; on XLA placed by `xp`; with LoRA adapters when the run has them."
     ckpt, freeze = train and cfg.gradient_checkpointing, train and cfg.freeze_vision
+    lora = lora_settings(cfg, xp) if train else None
     if xp is None and PARALLEL[cfg.parallel].wraps(d):
         return load_wrapped(src, cfg.parallel, d, dtype=cfg.dtype, param_dtype=cfg.param_dtype, reduce_dtype=cfg.reduce_dtype,
-                            gradient_checkpointing=ckpt, freeze_vision=freeze)
+                            gradient_checkpointing=ckpt, freeze_vision=freeze, lora=lora)
     m, proc = load_policy(src, dtype=cfg.dtype, device=str(d.device), gradient_checkpointing=ckpt, freeze_vision=freeze)
+    if lora: m = add_lora(m, **lora)
     return (m if xp is None else xp.place(m)).eval(), proc   # parallel='fsdp' on XLA: every weight split over the devices
+
+def lora_settings(cfg:TrainConfig, xp:XlaParallel|None=None)->dict|None:
+    "`add_lora`'s arguments of the run (None without LoRA); refuses LoRA under XLA's SPMD placement (`parallel='fsdp'` on XLA)."
+    if not cfg.lora_rank: return None
+    if xp is not None and xp.one_process:
+        raise ValueError(f"bad parameter `lora_rank` = {cfg.lora_rank}: parallel={cfg.parallel!r} on XLA shards the plain policy's weights with "
+                         "torch-xla's SPMD, which does not place PEFT's adapters yet: set lora_rank=0, or parallel='ddp' (one XLA process)")
+    return dict(rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=parse_targets(cfg.lora_targets), seed=cfg.seed)
 
 @dataclass
 class Run:
@@ -118,12 +128,9 @@ def setup(cfg:TrainConfig)->Run:
     if cfg.memory_check:   # before any weights are loaded: refuse a run that cannot fit (trainer.memory)
         plan = check_run(cfg, d.world, d.device, paths['model'])
         if plan is not None: log.info(f"memory plan: {plan['peak'] / 2**30:.2f} GiB per process at the {plan['phase']} phase")
-    if cfg.lora_rank and (xp.one_process if xp is not None else PARALLEL[cfg.parallel].wraps(d)):
-        raise ValueError(f"bad parameter `lora_rank` = {cfg.lora_rank}: LoRA runs on a whole policy in one process (parallel='ddp', no torchrun); "
-                         f"parallel={cfg.parallel!r} over {d.world} process(es) shards it, which LoRA does not support yet: set lora_rank=0 or run one ddp process")
+    lora_settings(cfg, xp)   # refused before any weights load
     with quiet_hf_bars():
-        model, processor = load_model(cfg, d, paths['model'], xp=xp)
-    if cfg.lora_rank: model = add_lora(model, cfg.lora_rank, cfg.lora_alpha, parse_targets(cfg.lora_targets), seed=cfg.seed).eval()
+        model, processor = load_model(cfg, d, paths['model'], xp=xp)   # LoRA: with its adapters (added before sharding)
     def frozen_copy():
         with quiet_hf_bars(): return load_model(cfg, d, paths['model'], train=False, xp=xp)[0]
     ref = reference_policy(model, frozen_copy) if cfg.kl_coef > 0 else None   # LoRA: the base with the adapters off, no copy

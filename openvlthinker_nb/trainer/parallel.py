@@ -17,6 +17,7 @@ from torch.distributed.fsdp import fully_shard, FSDPModule, MixedPrecisionPolicy
 from torch.distributed.tensor import DTensor
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, get_model_state_dict
 from ..policy.load import DTYPES, load_policy, resolve_model, vision_tower
+from ..policy.adapters import add_lora, base_name, base_of, initial_adapters
 from .dist import Dist, DIST_BACKENDS
 
 # %% ../../nbs/api/04_trainer/09_parallel.ipynb #0d5655cb
@@ -55,20 +56,20 @@ def mixed_precision(param_dtype:str='', # dtype of the gathered weights in forwa
     return MixedPrecisionPolicy(param_dtype=DTYPES[param_dtype] if param_dtype else None, reduce_dtype=DTYPES[reduce_dtype] if reduce_dtype else None)
 
 def wrap(model, parallel:str, d:Dist, param_dtype:str='', reduce_dtype:str=''):
-    "`model` under FSDP2 as `parallel` says (in place), gradients summed over processes; a lone `ddp` process keeps it plain."
+    "`model` (or the model under its PEFT wrapper) under FSDP2 as `parallel` says (in place), gradients summed over processes; a lone `ddp` process keeps it plain."
     par = PARALLEL[parallel]
     if not par.wraps(d): return model
     if d.device.type == 'xla': raise NotImplementedError(f"parallel={parallel!r} over {d.world} process(es) on XLA: FSDP2 does not run on torch-xla; train on one XLA process with parallel='ddp'")
     join_group(d)
-    mesh, mp = par.mesh(d), mixed_precision(param_dtype, reduce_dtype)
-    for m in shard_units(model) + [model]: fully_shard(m, mesh=mesh, mp_policy=mp)   # the root last: embed_tokens with the tied lm_head
+    mesh, mp, root = par.mesh(d), mixed_precision(param_dtype, reduce_dtype), base_of(model)
+    for m in shard_units(root) + [root]: fully_shard(m, mesh=mesh, mp_policy=mp)   # the root last: embed_tokens with the tied lm_head
     for m in model.modules():
         if isinstance(m, FSDPModule): m.set_gradient_divide_factor(1.0); m.set_force_sum_reduction_for_comms(True)
     return model
 
 def is_wrapped(model)->bool:
-    "True when `model` is under FSDP2."
-    return isinstance(model, FSDPModule)
+    "True when `model` (or the model under its PEFT wrapper) is under FSDP2."
+    return isinstance(base_of(model), FSDPModule)
 
 def resharded(model):
     "`model` with every FSDP unit back on its shards; a plain model as it is."
@@ -103,26 +104,32 @@ def _read_weights(files:list)->dict:
 def load_wrapped(src:str, # model folder or hub id
                  parallel:str, d:Dist, # a key of PARALLEL; this process
                  dtype:str='float32', param_dtype:str='', reduce_dtype:str='', # weights; mixed precision (see `mixed_precision`)
-                 gradient_checkpointing:bool=False, freeze_vision:bool=False)->tuple:
-    "`(model, processor)`: built on the meta device, wrapped, and filled from rank 0's weights, tensor by tensor."
+                 gradient_checkpointing:bool=False, freeze_vision:bool=False,
+                 lora:dict|None=None, # `add_lora`'s rank, alpha, targets and seed: a PEFT policy, adapters added before sharding
+                )->tuple:
+    "`(model, processor)`: built on the meta device, wrapped, and filled from rank 0's weights (and starting adapters), tensor by tensor."
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
     src = resolve_model(src)
     with torch.device('meta'): model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(src), dtype=DTYPES[dtype])
     try: model.generation_config = GenerationConfig.from_pretrained(src)
     except OSError: pass   # no generation_config.json: the config's defaults
     if gradient_checkpointing: model.activation_checkpointing_enable(activation_checkpointing_kwargs={'use_reentrant': False})
+    if lora: model = add_lora(model, **lora)
+    sd = initial_adapters(model, lora.get('seed', 0)) if lora and d.rank == 0 else {}
     wrap(model, parallel, d, param_dtype, reduce_dtype)
     model.to_empty(device=d.device)
-    _restore_buffers(model)
-    sd = _read_weights(checkpoint_files(src)) if d.rank == 0 else {}
-    extra = sorted(set(sd) - set(model.state_dict()))
+    _restore_buffers(base_of(model))
+    place = {base_name(k): k for k in model.state_dict()}   # the files' names -> the model's (PEFT renames the adapted layers)
+    files = _read_weights(checkpoint_files(src)) if d.rank == 0 else {}
+    extra = sorted(set(files) - set(place))
     if extra: raise ValueError(f"load_wrapped: {src} holds weights the model has no place for, e.g. {extra[:3]}")
+    sd.update({place[k]: v for k, v in files.items()})
     set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False))
-    del sd
-    model.tie_weights()
+    del sd, files
+    base_of(model).tie_weights()
     with torch.no_grad(): model(input_ids=torch.zeros(1, 1, dtype=torch.long, device=d.device), use_cache=False)   # FSDP2 sets up from the root
     resharded(model).eval()
-    if freeze_vision: vision_tower(model).requires_grad_(False)
+    if freeze_vision: vision_tower(base_of(model)).requires_grad_(False)
     processor = AutoProcessor.from_pretrained(src)
     processor.tokenizer.padding_side = 'left'
     return model, processor
