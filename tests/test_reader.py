@@ -57,13 +57,14 @@ COMMITTED_RUNS = {
     '05_train': [('main_job_sampled.csv', ['before', 'after', 'change (points)']), ('main_job_greedy.csv', ['before', 'after', 'change (points)'])],
     '06_eval': [('eval_synthetic.csv', None)],
     '07b_lab': [(f'lab_{t}.csv', None) for t in ('final_accuracy', 'grad_share', 'wrong_positive', 'symmetry', 'steps_to_target')],
+    '08_results': [(f'{t}.csv', None) for t in ('headroom', 'main_job_sampled', 'main_job_greedy', 'trials')],
 }
 
 
 def _cells(csv, cols):
     import pandas as pd
     tab = pd.read_csv(REPO_ROOT/'figures'/'tables'/csv, index_col=0, dtype=str)
-    return [(str(i), c, str(v).lstrip('+')) for i, row in tab[cols or list(tab.columns)].iterrows() for c, v in row.items() if pd.notna(v)]
+    return [(str(i), c, str(v).replace('+', '')) for i, row in tab[cols or list(tab.columns)].iterrows() for c, v in row.items() if pd.notna(v)]
 
 
 @pytest.mark.parametrize('name', sorted(COMMITTED_RUNS))
