@@ -45,12 +45,15 @@ def _draw_triangle(d, b, rgb): d.polygon([((b[0]+b[2]-1)/2, b[1]), (b[2]-1, b[3]
 SHAPE_DRAWERS = {'circle': _draw_circle, 'square': _draw_square, 'triangle': _draw_triangle}  # shape -> draw(draw, box, rgb)
 
 @lru_cache(maxsize=None)
-def text_font(size:int):
+def text_font(size:int, # text height in pixels
+             ):
     "Pillow's built-in scalable font at `size` pixels, loaded once per size."
     return ImageFont.load_default(size=size)
 
-def blank_canvas(rng, size):
-    "A blank image with a random light background."
+def blank_canvas(rng:np.random.Generator, # the generator's random state (it draws the background colour)
+                 size:int, # image side in pixels
+                )->Image.Image:
+    "A blank square image with a random light background."
     return Image.new('RGB', (size, size), tuple(int(v) for v in rng.integers(225, 256, 3)))
 
 # %% ../../nbs/api/01_tasks/04_canvas.ipynb #49d9e2cf
