@@ -125,6 +125,7 @@ def setup(cfg:TrainConfig)->Run:
              'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
     train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
     eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
+    sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
     if cfg.memory_check:   # before any weights are loaded: refuse a run that cannot fit (trainer.memory)
         plan = check_run(cfg, d.world, d.device, paths['model'])
         if plan is not None: log.info(f"memory plan: {plan['peak'] / 2**30:.2f} GiB per process at the {plan['phase']} phase")
@@ -138,13 +139,13 @@ def setup(cfg:TrainConfig)->Run:
                             weight_decay=cfg.weight_decay)
     if d.device.type == 'xla':   # an XLA step boundary after every optimizer step
         from openvlthinker_nb.policy.static import sync; opt.register_step_post_hook(lambda *_: sync(d.device))
-    eng = ROLLOUT_ENGINES[engine_name(cfg.rollout_engine, d.device)]
+    eng_name = engine_name(cfg.rollout_engine, d.device)
+    eng = ROLLOUT_ENGINES[eng_name]
     if eng.prepare is not None:   # an engine with state beside the policy (vllm): built now, told after every optimizer step
-        after_step = eng.prepare(model, processor, engine_options(cfg, engine_name(cfg.rollout_engine, d.device)))
+        after_step = eng.prepare(model, processor, engine_options(cfg, eng_name))
         opt.register_step_post_hook(lambda *_: after_step())
     total = cfg.max_steps * cfg.updates_per_step * cfg.ppo_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(LR_SCHEDULES[cfg.lr_schedule], total=total, warmup=cfg.warmup_steps))
-    sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
     return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, protocol, ref)
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #63a35bd3
@@ -251,28 +252,29 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         m = rl_step(run)
         if d.main:
             with open(metrics_f, 'a') as fh: fh.write(json.dumps(m) + '\n')
-        bar.update(1, reward=m['reward/mean'], acc=m['accuracy/mean'])
         if run.step % cfg.log_every == 0: step_log.info(_fmt(m, cfg.max_steps))
         if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == cfg.max_steps:
             save_checkpoint(out, run.step, run.model, run.opt, run.sched, run.sampler, d, cfg.keep_checkpoints)   # every process writes its shards
         if on_step is not None: on_step(run.step, m)
+        bar.update(1, reward=m['reward/mean'], acc=m['accuracy/mean'])
     bar.close()
     after = _evaluate(run, 'after')
     log.info('after:  ' + _said(after))
     metrics = [json.loads(l) for l in metrics_f.read_text().splitlines() if l] if d.main else []
     digest = param_digest(run.model)
     weights = full_state_dict(run.model) if is_wrapped(run.model) else None   # gathered whole on rank 0 for the export
-    if d.main:
+    if d.main:   # the figures drawn, the held-out delta, the export, then the figures saved
+        import matplotlib.pyplot as plt
+        differs = main_job_differences(cfg)
+        figs = plot_training(metrics)
         delta = paired_delta(*(pd.read_csv(out/f'heldout_{n}.csv', dtype={'problem_id': str}) for n in ('before', 'after')))
         res = {'protocol': protocol, 'before': before, 'after': after, 'delta': delta}
         (out/'eval.json').write_text(json.dumps(res, indent=1))
         if d.device.type == 'xla': run.model.to('cpu').tie_weights()   # safetensors reads host storage, XLA tensors have none; .to() unties
         with quiet_hf_bars(): export_policy(run.model, run.processor, out/'final', weights)   # LoRA: the merged model, and the adapter in final/adapter
-        import matplotlib.pyplot as plt
-        differs = main_job_differences(cfg)
         copy = cfg.copy_figures and not differs
         if cfg.copy_figures and differs: log.info(f"figures stay in {out/'figures'}: not the main job's defaults ({', '.join(differs[:5])}{' ...' if len(differs) > 5 else ''} differ)")
-        for name, fig in plot_training(metrics).items():
+        for name, fig in figs.items():
             save_fig(fig, name, folder=out/'figures')
             if copy: save_fig(fig, name)
             plt.close(fig)

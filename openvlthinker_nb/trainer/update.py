@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['entropy_weights', 'local_rows', 'old_logprobs', 'micro_batches', 'minibatch_context', 'policy_term', 'entropy_term',
-           'micro_step', 'idle_step', 'family_gradients', 'reduce_and_step', 'update']
+           'micro_step', 'family_gradients', 'reduce_and_step', 'update']
 
 # %% ../../nbs/api/04_trainer/04_update.ipynb #e269315f
 import time
@@ -13,7 +13,7 @@ from ..algos.loss import AGG_NORMS, POLICY_LOSSES
 from ..algos.shaping import entropy_penalty
 from ..tasks.vocab import TASK_TYPES
 from ..policy.core import eval_mode
-from ..policy.rollout import response_logprobs
+from ..policy.rollout import response_logprobs, idle_pass
 from .config import ENTROPY_SOURCES, ENTROPY_SURROGATES, N_TASKS, TrainConfig, needs_exact_entropy
 from .dist import Dist, all_sum
 from .collect import Part
@@ -135,14 +135,6 @@ def _entropy_term(w_row:torch.Tensor, cfg:TrainConfig):
     "The entropy penalty's surrogate of a micro-batch, as `micro_step` adds it."
     return lambda logp, h, mask, pos: entropy_term(logp, h, mask, w_row[pos], cfg)
 
-def idle_step(model, part:Part, ref_model=None):
-    "A forward and backward that adds nothing to any gradient: keeps a process with less work in step with the others' sharded passes."
-    sub = select_responses(part.ro, torch.tensor([0]))
-    logp = response_logprobs(model, sub, micro_batch=1, with_entropy=False)[0]
-    if ref_model is not None:
-        with torch.no_grad(): response_logprobs(ref_model, sub, micro_batch=1, with_entropy=False)
-    (logp.sum() * 0).backward()
-
 def family_gradients(model, parts:list, # the policy and this process's rollout parts
                      adv:torch.Tensor, # (K,) advantages of this process's kept rows (with the length term when on)
                      adv_task:torch.Tensor, # (K,) the same rows' advantages of the task reward alone
@@ -169,7 +161,7 @@ def family_gradients(model, parts:list, # the policy and this process's rollout 
                 sub = select_responses(parts[pi].ro, torch.tensor([rows[i][1] for i in pos]))
                 logp, h = response_logprobs(model, sub, micro_batch=len(pos), with_entropy=cfg.entropy_shaping)
                 term(logp, h, sub.response_mask.to(logp.device), pos).backward()
-            for _ in range(n - len(mine)): idle_step(model, parts[0])
+            for _ in range(n - len(mine)): idle_pass(model, parts[0].ro)
             out[name][f] = grads_norm(params)
             model.zero_grad(set_to_none=True)
     return out
@@ -209,7 +201,7 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
             if float(norm) == 0: G['skipped_updates'] += 1; continue   # nothing kept anywhere: the same on every process
             G['entropy_penalty'] += pen / n_opt
             mbs = micro_batches(sel, rows, fam, cfg.micro_batch)
-            for _ in range(most_over_ranks(len(mbs), d) - len(mbs)): idle_step(model, parts[0], ref_model)   # as many passes as the busiest process
+            idle = most_over_ranks(len(mbs), d) - len(mbs)   # a collective: every process asks before its passes
             for f, pi, pos in mbs:
                 r_idx = torch.tensor([rows[i][1] for i in pos])
                 st, per_row, (tl, tu) = micro_step(model, parts[pi], r_idx, adv[pos], w_row[pos], old[pi][0], norm, cfg, ref_model)
@@ -219,6 +211,7 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
                 for k in _TOKEN_MEANS: S[k] += float(st[k]) * n_tok
                 if epoch == 0:
                     for k, key in enumerate(('entropy', 'entropy_sampled', 'tokens')): ent[k, f] += float(per_row[key].sum())
+            for _ in range(idle): idle_pass(model, parts[0].ro, ref_model)   # as many passes as the busiest process
             t0 = time.perf_counter()
             G['grad_norm'] += reduce_and_step(params, opt, sched, cfg, d) / n_opt
             t_upd += time.perf_counter() - t0
