@@ -32,3 +32,25 @@ def test_readme_plan_table_is_the_plan():
     from openvlthinker_nb.trainer.memory import plan_markdown, plan_table
     text = ''.join(''.join(c['source']) for c in json.loads((REPO_ROOT/'nbs'/'index.ipynb').read_text())['cells'] if c['cell_type'] == 'markdown')
     assert plan_markdown(plan_table()) in text
+
+def _per_core(p:SimpleNamespace, cores:int=32):
+    "An XLA SPMD run (one process, `cores` devices, batch rows split over them when they divide evenly) as the plan's per-device settings."
+    import math
+    from dataclasses import replace
+    s = plan_settings(p, cores)
+    on_a_core = lambda rows: rows // cores if rows % cores == 0 else rows   # rows that do not divide stay whole on every core
+    prompts = lambda rows, per_prompt: math.ceil(on_a_core(rows) / per_prompt)   # as the plan counts them: whole prompts
+    return replace(s, micro_batch=on_a_core(p.micro_batch), rollout_batch=prompts(p.rollout_batch * p.n, p.n),
+                   eval_batch_size=prompts(p.eval_batch_size * (1 + s.eval_k), 1 + s.eval_k))
+
+def test_trn1_file_fits_a_trn1_32xlarge():
+    "nbs/params/trn1_32xlarge.yaml on 32 NeuronCores of 16 GiB: the plan fits; with the paper's 4096 new tokens it does not (the file's header says why)."
+    p = _params('trn1_32xlarge.yaml')
+    assert p.device == 'xla' and p.parallel == 'fsdp' and p.batch_prompts == 512 and p.n == 8
+    config, s = plan_config(p.model), _per_core(p)
+    assert (s.micro_batch, s.rollout_batch, s.eval_batch_size) == (1, 1, 1), s   # one response, eight rows, one prompt per core
+    plan = check_memory(config, s, 16 * GiB, 'a 16 GiB NeuronCore')   # raises MemoryPlanError if it does not fit
+    assert plan['peak'] <= USABLE * 16 * GiB
+    from dataclasses import replace
+    with pytest.raises(MemoryPlanError) as e: check_memory(config, replace(s, max_new_tokens=4096), 16 * GiB, 'a 16 GiB NeuronCore')
+    assert 'max_new_tokens' in str(e.value), str(e.value)
