@@ -138,12 +138,7 @@ def test_lora_fsdp_resume_after_kill_and_export(tmp_path):
     """LoRA under fsdp on two processes: killed after step 1 and resumed equals the uninterrupted run bit for bit; the
     two-process checkpoint goes on in one plain process; final/ holds the merged model (Auto classes) and the adapter,
     which give the same log-probs."""
-    from peft import PeftModel
-    from openvlthinker_nb.policy.load import load_policy, DEFAULT_MODEL
-    from openvlthinker_nb.policy.rollout import rollout, response_logprobs
-    from openvlthinker_nb.tasks.data import load_onethinker
-    from openvlthinker_nb.tasks.synthetic import default_split
-    from openvlthinker_nb.trainer.loop import param_digest
+    from lora_export import assert_lora_export
     cfg = {**TINY, **LORA, 'max_steps': 2, 'parallel': 'fsdp'}
     drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'full')})
     p = drive(2, 'train', {**cfg, 'output_dir': str(tmp_path/'run')}, '1', ok=False)
@@ -162,16 +157,4 @@ def test_lora_fsdp_resume_after_kill_and_export(tmp_path):
     drive(1, 'train', {**cfg, 'output_dir': str(tmp_path/'one'), 'parallel': 'ddp', 'resume': True})   # the same checkpoint, one plain process
     ms = _metrics(tmp_path/'one')
     assert [m['step'] for m in ms] == [1, 2] and _results(ms[0]) == _results(full[0])
-    final = tmp_path/'full'/'final'
-    trained = PeftModel.from_pretrained(load_policy(DEFAULT_MODEL)[0], final/'adapter')
-    assert param_digest(trained) == _rank0(tmp_path/'full')['param_digest']   # the saved adapter is the trainer's policy
-    merged, proc = load_policy(final)                                        # AutoModelForImageTextToText, base names
-    assert not any('lora' in n or 'base_layer' in n for n, _ in merged.named_parameters())
-    ds = load_onethinker(default_split('test'))
-    ro = rollout(merged, proc, [ds[i] for i in range(4)], n=2, max_new_tokens=8, seed=0)
-    with torch.no_grad():
-        lp_m = response_logprobs(merged, ro, with_entropy=False)[0]
-        lp_t = response_logprobs(trained, ro, with_entropy=False)[0]
-        with trained.disable_adapter(): lp_0 = response_logprobs(trained, ro, with_entropy=False)[0]
-    assert (lp_m - lp_t).abs().max() < 1e-4, (lp_m - lp_t).abs().max()
-    assert (lp_t - lp_0).abs().max() > 1e-3   # the adapters moved the policy
+    assert_lora_export(tmp_path/'full'/'final', _rank0(tmp_path/'full')['param_digest'])

@@ -13,7 +13,6 @@ from openvlthinker_nb.trainer.config import TrainConfig
 from openvlthinker_nb.trainer.loop import train, param_digest
 from openvlthinker_nb.trainer.checkpoints import last_checkpoint
 from openvlthinker_nb.trainer import loop as loop_module
-from openvlthinker_nb.policy.rollout import rollout, response_logprobs
 TINY = dict(num_threads=1, max_steps=3, batch_prompts=6, n=2, max_new_tokens=10, eval_limit=1, eval_max_new_tokens=10, micro_batch=6,
             save_every=1, grad_share_every=2, filter_rounds=2, progress=False, copy_figures=False)
 TIME_KEYS = lambda m: {k: v for k, v in m.items() if not k.startswith('time/') and k != 'seconds'}
@@ -183,9 +182,7 @@ def test_trivial_reward_is_learned_with_lora(tmp_path):
 
 def test_lora_run_resumes_and_exports_the_merged_model_and_the_adapter(tmp_path):
     "LoRA with kl_coef > 0 (reference: the base with the adapters off): kill and resume equals the uninterrupted run; final/ loads through the Auto classes and gives the trainer's log-probs."
-    import torch
-    from peft import PeftModel
-    from openvlthinker_nb.tasks.data import load_onethinker
+    from lora_export import assert_lora_export
     lora = dict(**{**TINY, 'max_steps': 2}, lora_rank=8, lora_alpha=16.0, lr=1e-2, kl_coef=0.05)
     out = tmp_path/'lora'
     res = train(TrainConfig(**lora, output_dir=str(out)))
@@ -195,18 +192,7 @@ def test_lora_run_resumes_and_exports_the_merged_model_and_the_adapter(tmp_path)
     res_b = train(TrainConfig(**lora, output_dir=str(tmp_path/'killed'), resume=True))
     assert res_b['param_digest'] == res['param_digest'] and res_b['after'] == res['after']
     assert (out/'final'/'adapter'/'adapter_model.safetensors').exists() and (out/'final'/'model.safetensors').exists()
-    trained = PeftModel.from_pretrained(load_policy(DEFAULT_MODEL)[0], out/'final'/'adapter')
-    assert param_digest(trained) == res['param_digest']          # the saved adapter is the trainer's policy
-    merged, proc = load_policy(out/'final')                      # AutoModelForImageTextToText, base parameter names
-    assert not any('lora' in n or 'base_layer' in n for n, _ in merged.named_parameters())
-    ds = load_onethinker(default_split('test'))
-    ro = rollout(merged, proc, [ds[i] for i in range(4)], n=2, max_new_tokens=8, seed=0)
-    with torch.no_grad():
-        lp_m = response_logprobs(merged, ro, with_entropy=False)[0]
-        lp_t = response_logprobs(trained, ro, with_entropy=False)[0]
-        with trained.disable_adapter(): lp_0 = response_logprobs(trained, ro, with_entropy=False)[0]
-    assert (lp_m - lp_t).abs().max() < 1e-4, (lp_m - lp_t).abs().max()
-    assert (lp_t - lp_0).abs().max() > 1e-3                       # the adapters moved the policy
+    assert_lora_export(out/'final', res['param_digest'])
     ms = _metrics(out)
     assert [m['step'] for m in ms] == [1, 2] and all(m['kl'] is not None for m in ms)
 
