@@ -32,7 +32,8 @@ def fixed_batch_updates(cfg:TrainConfig, out:str, steps:int=3):
     """Roll out six training prompts as two halves (half r: seed 100 + r, rows of rank r of two), then `steps` updates on
     them. One process takes both halves, each of two processes its own: the same batch in total. Rank 0 saves the
     rollouts, the starting adapters, every update's statistics and the final weights (whole, and merged)."""
-    from openvlthinker_nb.trainer.collect import Part, score_part, batch_advantages, task_advantages
+    from openvlthinker_nb.trainer.collect import Part, part_rows, reward_weights, batch_advantages, task_advantages
+    from openvlthinker_nb.tasks.rewards import score_batch
     from openvlthinker_nb.trainer.batch import StepTable
     from openvlthinker_nb.trainer.config import needs_exact_entropy
     from openvlthinker_nb.trainer.dist import Dist, gather_rows
@@ -46,7 +47,9 @@ def fixed_batch_updates(cfg:TrainConfig, out:str, steps:int=3):
     for r in ([0, 1] if d.world == 1 else [d.rank]):
         ro = rollout(run.model, run.processor, halves[r], n=cfg.n, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                      seed=100 + r, with_entropy=needs_exact_entropy(cfg), engine=cfg.rollout_engine)
-        parts.append(Part(ro, halves[r], score_part(ro, halves[r], cfg, Dist(r, 2), 0, run.task_of)))
+        recs = [halves[r][i] for i in ro.prompt_idx.tolist()]
+        sc = score_batch(ro.texts, recs, **reward_weights(cfg), n_tokens=ro.n_tokens.tolist())
+        parts.append(Part(ro, halves[r], part_rows(ro, recs, sc, Dist(r, 2), 0, run.task_of)))
     full = StepTable.from_matrix(gather_rows(StepTable.cat([p.table for p in parts]).matrix(), d))
     mine = (full.rank == d.rank) if d.world == 2 else torch.ones(len(full), dtype=torch.bool)
     adv, adv_task = batch_advantages(full, cfg)[mine], task_advantages(full, cfg)[mine]

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'HEADROOM_CRITERIA', 'EvalProtocol', 'score_records', 'sem', 'mean_se', 'summarize_scores',
-           'paired_delta', 'headroom', 'headroom_checks', 'summary_table', 'delta_table']
+           'paired_delta', 'headroom', 'headroom_checks', 'summary_table', 'delta_table', 'summary_line']
 
 # %% ../../nbs/api/05_eval/00_heldout.ipynb #0b17f6ad
 from dataclasses import dataclass, asdict
@@ -155,3 +155,8 @@ def delta_table(before:dict, after:dict, delta:dict, # summaries of the same rec
     return pd.DataFrame({'before': [_pm(before[metric][r], before['se'][metric][r], 3) for r in rows],
                          'after': [_pm(after[metric][r], after['se'][metric][r], 3) for r in rows],
                          'change (points)': [_pm(100*delta[metric][r], 100*delta['se'][metric][r], 1) for r in rows]}, index=rows)
+
+def summary_line(summary:dict, # from `summarize_scores`
+                )->str:
+    "One log line of a summary: the mean of each metric with its standard error."
+    return ' '.join(f"{m} {summary[m]['mean']:.3f}±{summary['se'][m]['mean']:.3f}" for m in summary if m not in ('se', 'n'))

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'parse_targets', 'target_pattern', 'add_lora', 'initial_adapters', 'base_name', 'is_lora', 'base_of',
-           'AdapterOff', 'reference_policy', 'merged_state_dict', 'export_policy']
+           'lora_settings', 'AdapterOff', 'reference_policy', 'merged_state_dict', 'export_policy']
 
 # %% ../../nbs/api/03_policy/09_adapters.ipynb #83403403
 import re, math
@@ -62,6 +62,20 @@ def is_lora(model)->bool:
 def base_of(model):
     "The Hugging Face model under a PEFT wrapper (the model itself otherwise)."
     return model.get_base_model() if is_lora(model) else model
+
+# %% ../../nbs/api/03_policy/09_adapters.ipynb #04550b6e
+def lora_settings(rank:int, # LoRA rank (0 = no LoRA)
+                  alpha:float, # LoRA alpha
+                  targets:str|tuple, # 'q_proj,v_proj' or a tuple (see `parse_targets`)
+                  seed:int, # seed of the starting adapters
+                  spmd:bool=False, # the policy is placed by XLA's SPMD (`parallel='fsdp'` on XLA), which places no adapters
+                 )->dict|None:
+    "`add_lora`'s arguments from a run's `lora_*` parameters (None without LoRA); refuses LoRA under XLA's SPMD placement."
+    if not rank: return None
+    if spmd:
+        raise ValueError(f"bad parameter `lora_rank` = {rank}: parallel='fsdp' on XLA shards the plain policy's weights with "
+                         "torch-xla's SPMD, which does not place PEFT's adapters yet: set lora_rank=0, or parallel='ddp' (one XLA process)")
+    return dict(rank=rank, alpha=alpha, targets=parse_targets(targets), seed=seed)
 
 # %% ../../nbs/api/03_policy/09_adapters.ipynb #0bb7ed06
 class AdapterOff:

@@ -10,27 +10,35 @@ import os
 from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
-from ..policy.device import pick_device
+from ..policy.device import parse_device, pick_device
+from ..policy.spmd import XlaParallel, xla_parallel
 
 # %% ../../nbs/api/04_trainer/01_dist.ipynb #9270faaa
 DIST_BACKENDS = {'cpu': 'gloo', 'cuda': 'nccl', 'xla': 'xla'}
 
 @dataclass
 class Dist:
-    "Where this process stands: its rank, the number of processes, and its device."
+    "Where this process stands: its rank, the number of processes, its device, and on XLA how the policy is placed there."
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device('cpu')
+    xla: XlaParallel|None = None   # on XLA: the placement `parallel` names (policy.spmd.xla_parallel); None on torch devices
     @property
     def main(self)->bool: return self.rank == 0
 
-def init_dist(device:str='auto')->Dist:
-    "Join the process group that `torchrun` describes in the environment (or run alone)."
+def init_dist(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (policy.device.pick_device)
+              parallel:str='ddp', # on XLA: a key of policy.spmd.XLA_PARALLEL, started before the first tensor reaches the device
+             )->Dist:
+    "Join the process group that `torchrun` describes in the environment (or run alone); on XLA, start the placement `parallel` names."
     world, rank, local = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0)), int(os.environ.get('LOCAL_RANK', 0))
+    xp = xla_parallel(parallel, world) if parse_device(device)[0] == 'xla' else None
+    if xp is not None: xp.start()   # SPMD (parallel='fsdp') must be on before the first tensor reaches the device
+    if xp is not None and world > 1:   # torch's engine (FSDP2) sums gradients on torch devices; it does not run on torch-xla
+        raise ValueError(f"bad parameter `parallel` = {parallel!r}: {world} processes on XLA; data-parallel XLA processes are not "
+                         "implemented on torch's engine: run one process, with parallel='fsdp' (SPMD over every device it sees)")
     dev = pick_device(device)
-    if world == 1: return Dist(0, 1, dev)
+    if world == 1: return Dist(0, 1, dev, xp)
     if dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
-    if dev.type == 'xla': import torch_xla.distributed.xla_backend  # registers the 'xla' backend
     if not tdist.is_initialized(): tdist.init_process_group(DIST_BACKENDS[dev.type], rank=rank, world_size=world)
     return Dist(rank, world, dev)
 

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['log', 'step_log', 'RUN_FILES', 'SHORT', 'NON_RESULT_FIELDS', 'attach_run_logging', 'detach_run_logging', 'load_model',
-           'lora_settings', 'Run', 'engine_options', 'setup', 'rl_step', 'eval_protocol', 'param_digest',
-           'main_job_differences', 'train', 'load_params', 'parse_override', 'main']
+           'Run', 'setup', 'rl_step', 'eval_protocol', 'param_digest', 'main_job_differences', 'train', 'load_params',
+           'parse_override', 'main']
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #f8ec6f10
 import os, json, time, shutil, hashlib, logging
@@ -21,10 +21,8 @@ from ..progress import Progress
 from ..tasks.data import load_onethinker
 from ..tasks.vocab import TASK_TYPES
 from ..policy.load import load_policy, quiet_hf_bars
-from ..policy.rollout import ROLLOUT_ENGINES, engine_name
-from ..policy.device import parse_device
-from ..policy.spmd import XlaParallel, xla_parallel
-from ..eval.heldout import EvalProtocol, score_records, summarize_scores, paired_delta
+from ..policy.rollout import ROLLOUT_ENGINES, engine_name, engine_options
+from ..eval.heldout import EvalProtocol, score_records, summarize_scores, summary_line, paired_delta
 from ..tasks.data import first_per_family
 from ..paths import repo_path
 from ..policy.load import resolve_model
@@ -39,7 +37,7 @@ from .update import update
 from .checkpoints import last_checkpoint, load_checkpoint, save_checkpoint
 from .parallel import PARALLEL, load_wrapped, is_wrapped, resharded, full_param, full_state_dict
 from .memory import check_run
-from ..policy.adapters import add_lora, export_policy, parse_targets, reference_policy
+from ..policy.adapters import add_lora, export_policy, lora_settings, reference_policy
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #515a118f
 log = logging.getLogger(__name__)
@@ -64,27 +62,18 @@ def detach_run_logging():
         for h in [h for h in lg.handlers if getattr(h, '_run_handler', False)]: lg.removeHandler(h); h.close()
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #5107adb8
-def load_model(cfg:TrainConfig, d:Dist, src:str, # the run's parameters, this process, the resolved model
+def load_model(cfg:TrainConfig, d:Dist, src:str, # the run's parameters, this process (on XLA `d.xla` places the policy), the resolved model
+               lora:dict|None=None, # `add_lora`'s arguments (policy.adapters.lora_settings); None: no adapters
                train:bool=True, # False: the frozen reference policy (no gradient checkpointing, nothing frozen)
-               xp:XlaParallel|None=None, # on XLA: how `cfg.parallel` places the policy there (policy.spmd.xla_parallel)
               )->tuple:
-    "`(model, processor)` in eval mode as `cfg.parallel` spreads it: on torch devices plain in a lone `ddp` process, else FSDP2 built from the meta device; on XLA placed by `xp`; with LoRA adapters when the run has them."
-    ckpt, freeze = train and cfg.gradient_checkpointing, train and cfg.freeze_vision
-    lora = lora_settings(cfg, xp) if train else None
+    "`(model, processor)` in eval mode as `cfg.parallel` spreads it: on torch devices plain in a lone `ddp` process, else FSDP2 built from the meta device; on XLA placed by `d.xla`; with LoRA adapters when `lora` is given."
+    ckpt, freeze, xp = train and cfg.gradient_checkpointing, train and cfg.freeze_vision, d.xla
     if xp is None and PARALLEL[cfg.parallel].wraps(d):
         return load_wrapped(src, cfg.parallel, d, dtype=cfg.dtype, param_dtype=cfg.param_dtype, reduce_dtype=cfg.reduce_dtype,
                             gradient_checkpointing=ckpt, freeze_vision=freeze, lora=lora)
     m, proc = load_policy(src, dtype=cfg.dtype, device=str(d.device), gradient_checkpointing=ckpt, freeze_vision=freeze)
     if lora: m = add_lora(m, **lora)
     return (m if xp is None else xp.place(m)).eval(), proc   # parallel='fsdp' on XLA: every weight split over the devices
-
-def lora_settings(cfg:TrainConfig, xp:XlaParallel|None=None)->dict|None:
-    "`add_lora`'s arguments of the run (None without LoRA); refuses LoRA under XLA's SPMD placement (`parallel='fsdp'` on XLA)."
-    if not cfg.lora_rank: return None
-    if xp is not None and xp.one_process:
-        raise ValueError(f"bad parameter `lora_rank` = {cfg.lora_rank}: parallel={cfg.parallel!r} on XLA shards the plain policy's weights with "
-                         "torch-xla's SPMD, which does not place PEFT's adapters yet: set lora_rank=0, or parallel='ddp' (one XLA process)")
-    return dict(rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=parse_targets(cfg.lora_targets), seed=cfg.seed)
 
 @dataclass
 class Run:
@@ -105,35 +94,22 @@ class Run:
     ref_model: object = None
     step: int = 0
 
-def engine_options(cfg:TrainConfig, engine:str)->dict:
-    "The fields `<engine>_*` of `cfg`, prefix dropped: the options of that rollout engine's `prepare`."
-    pre = engine + '_'
-    return {f.name[len(pre):]: getattr(cfg, f.name) for f in fields(cfg) if f.name.startswith(pre)}
-
 def setup(cfg:TrainConfig)->Run:
     "Process group, model, data, sampler, optimizer and scheduler of a run."
     protocol = eval_protocol(cfg)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
-    xp = xla_parallel(cfg.parallel, int(os.environ.get('WORLD_SIZE', 1))) if parse_device(cfg.device)[0] == 'xla' else None
-    if xp is not None: xp.start()   # SPMD (parallel='fsdp') must be on before the first tensor reaches the device
-    d = init_dist(cfg.device)
-    if xp is not None and d.world > 1:   # torch's engine (FSDP2) sums gradients on torch devices; it does not run on torch-xla
-        raise ValueError(f"bad parameter `parallel` = {cfg.parallel!r}: {d.world} processes on XLA; data-parallel XLA processes are not "
-                         "implemented on torch's engine: run one process, with parallel='fsdp' (SPMD over every device it sees)")
+    d = init_dist(cfg.device, cfg.parallel)   # on XLA with its placement (`d.xla`) started
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
     paths = {'model': resolve_model(cfg.model), 'train_data': resolve_data(cfg.train_data, 'rl'), 'eval_data': resolve_data(cfg.eval_data, 'test'),
              'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
-    train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
-    eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
-    sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
     if cfg.memory_check:   # before any weights are loaded: refuse a run that cannot fit (trainer.memory)
         plan = check_run(cfg, d.world, d.device, paths['model'])
         if plan is not None: log.info(f"memory plan: {plan['peak'] / 2**30:.2f} GiB per process at the {plan['phase']} phase")
-    lora_settings(cfg, xp)   # refused before any weights load
+    lora = lora_settings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.seed, spmd=d.xla is not None and d.xla.one_process)   # refused before any weights load
     with quiet_hf_bars():
-        model, processor = load_model(cfg, d, paths['model'], xp=xp)   # LoRA: with its adapters (added before sharding)
+        model, processor = load_model(cfg, d, paths['model'], lora)   # LoRA: with its adapters (added before sharding)
     def frozen_copy():
-        with quiet_hf_bars(): return load_model(cfg, d, paths['model'], train=False, xp=xp)[0]
+        with quiet_hf_bars(): return load_model(cfg, d, paths['model'], train=False)[0]
     ref = reference_policy(model, frozen_copy) if cfg.kl_coef > 0 else None   # LoRA: the base with the adapters off, no copy
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                             weight_decay=cfg.weight_decay)
@@ -146,6 +122,9 @@ def setup(cfg:TrainConfig)->Run:
         opt.register_step_post_hook(lambda *_: after_step())
     total = cfg.max_steps * cfg.updates_per_step * cfg.ppo_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(LR_SCHEDULES[cfg.lr_schedule], total=total, warmup=cfg.warmup_steps))
+    train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
+    eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
+    sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
     return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, protocol, ref)
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #63a35bd3
@@ -177,17 +156,14 @@ def eval_protocol(cfg:TrainConfig)->EvalProtocol:
                         max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens, seed=cfg.seed)
 
 def _evaluate(run:Run, name:str)->dict:
-    "Held-out accuracy of the current policy (rank 0 scores, or every process when the forward is sharded; all get the summary); rows go to `heldout_{name}.csv`."
-    res = None
+    "Held-out accuracy of the current policy (rank 0 scores, or every process when the forward is sharded; all get its rows and summarize them); rows go to `heldout_{name}.csv`."
+    df = None
     if run.d.main or is_wrapped(run.model):   # a wrapped model's forward is a collective: every process runs the same evaluation
         df = score_records(run.model, run.processor, run.eval_ds, run.protocol, batch_size=run.cfg.eval_batch_size, progress=run.cfg.progress and run.d.main,
                            engine=run.cfg.rollout_engine)
-        if run.d.main: df.to_csv(run.out/f'heldout_{name}.csv', index=False); res = summarize_scores(df)
-    return broadcast_obj(res, run.d)
-
-def _said(s:dict)->str:
-    "One log line of a held-out summary: the mean of each metric with its standard error."
-    return ' '.join(f"{m} {s[m]['mean']:.3f}±{s['se'][m]['mean']:.3f}" for m in s if m not in ('se', 'n'))
+    df = broadcast_obj(df, run.d)   # rank 0's rows
+    if run.d.main: df.to_csv(run.out/f'heldout_{name}.csv', index=False)
+    return summarize_scores(df)
 
 def param_digest(model)->str:
     "SHA-256 of all weights (equal digests: bitwise-equal models)."
@@ -245,7 +221,7 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         log.info(f"evaluating the starting policy on {len(run.eval_ds)} held-out records")
         before = _evaluate(run, 'before')
         if d.main: (out/'eval.json').write_text(json.dumps({'protocol': protocol, 'before': before}, indent=1))
-        log.info('before: ' + _said(before))
+        log.info('before: ' + summary_line(before))
     metrics_f = out/'metrics.jsonl'
     bar = Progress(cfg.max_steps, 'RL steps', initial=run.step, enabled=cfg.progress and d.main)
     while run.step < cfg.max_steps:
@@ -259,13 +235,13 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         bar.update(1, reward=m['reward/mean'], acc=m['accuracy/mean'])
     bar.close()
     after = _evaluate(run, 'after')
-    log.info('after:  ' + _said(after))
-    metrics = [json.loads(l) for l in metrics_f.read_text().splitlines() if l] if d.main else []
     digest = param_digest(run.model)
     weights = full_state_dict(run.model) if is_wrapped(run.model) else None   # gathered whole on rank 0 for the export
+    differs = main_job_differences(cfg)
+    log.info('after:  ' + summary_line(after))
+    metrics = [json.loads(l) for l in metrics_f.read_text().splitlines() if l] if d.main else []
     if d.main:   # the figures drawn, the held-out delta, the export, then the figures saved
         import matplotlib.pyplot as plt
-        differs = main_job_differences(cfg)
         figs = plot_training(metrics)
         delta = paired_delta(*(pd.read_csv(out/f'heldout_{n}.csv', dtype={'problem_id': str}) for n in ('before', 'after')))
         res = {'protocol': protocol, 'before': before, 'after': after, 'delta': delta}
