@@ -39,6 +39,7 @@ def init_dist(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:N' or 'xla' (pol
     dev = pick_device(device)
     if world == 1: return Dist(0, 1, dev, xp)
     if dev.type == 'cuda': dev = torch.device('cuda', local); torch.cuda.set_device(dev)
+    if dev.type == 'xla': import torch_xla.distributed.xla_backend  # registers the 'xla' backend ('auto' may pick XLA)
     if not tdist.is_initialized(): tdist.init_process_group(DIST_BACKENDS[dev.type], rank=rank, world_size=world)
     return Dist(rank, world, dev)
 
