@@ -39,15 +39,15 @@ def compile_probe(run, steps:int=3)->dict:
     "Eager vs torch.compile'd decode step of the shared engine on the same 16 prompts (compaction off: one static shape)."
     import torch._dynamo
     from torch._dynamo.utils import counters
-    from openvlthinker_nb.policy import shared, static
+    from openvlthinker_nb.policy import qwenvl, shared
     cfg = run.cfg
     recs = [run.train_ds[i] for i in range(cfg.batch_prompts)]
     go = lambda step: shared.shared_rollout(run.model, run.processor, recs, n=cfg.n, max_new_tokens=cfg.max_new_tokens, seed=1, compact=0., decode_step=step)
     def timed(step):
         c = time.process_time(); w = time.perf_counter(); ro = go(step); return time.process_time() - c, time.perf_counter() - w, ro
-    eager = [timed(static._decode) for _ in range(steps)]
+    eager = [timed(qwenvl.decode_step) for _ in range(steps)]
     torch._dynamo.reset(); counters.clear()
-    comp = torch.compile(static._decode, dynamic=False)
+    comp = torch.compile(qwenvl.decode_step, dynamic=False)
     first = timed(comp)
     graphs = int(counters['stats']['unique_graphs'])
     warm = [timed(comp) for _ in range(steps)]

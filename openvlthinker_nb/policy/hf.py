@@ -8,7 +8,7 @@ __all__ = ['LOGPROB_SOURCES', 'synced', 'rollout', 'response_logprobs']
 # %% ../../nbs/api/03_policy/03_hf.ipynb #8ecba7f5
 import torch
 from transformers import GenerationConfig
-from .core import (Rollout, encode_prompts, eval_mode, pad_id, prompt_inputs, response_mask, seeded,
+from .core import (Rollout, encode_prompts, eval_mode, micro_batched, pad_id, prompt_inputs, response_mask, seeded,
                                           shared_prompt_inputs, stop_ids, suppress_ids, token_logprobs)
 
 # %% ../../nbs/api/03_policy/03_hf.ipynb #115e6907
@@ -78,6 +78,17 @@ def rollout(model, # a HF vision-language model (e.g. from `load_policy`)
     return ro
 
 # %% ../../nbs/api/03_policy/03_hf.ipynb #6241e3c2
+def _forward_scores(model, ro:Rollout, idx:torch.Tensor, temperature:float, with_entropy:bool)->tuple:
+    "Log-probs and entropies of the responses `idx`: one forward pass of their prompts and responses, images encoded once per prompt."
+    dev, T = model.device, ro.response_ids.shape[1]
+    inp = shared_prompt_inputs(model, ro, ro.prompt_idx[idx], dev)
+    resp, rmask = ro.response_ids[idx].to(dev), ro.response_mask[idx].to(dev)
+    inp['input_ids'] = torch.cat([inp['input_ids'], resp], 1)
+    inp['attention_mask'] = torch.cat([inp['attention_mask'], rmask.to(inp['attention_mask'].dtype)], 1)
+    if 'mm_token_type_ids' in inp: inp['mm_token_type_ids'] = torch.cat([inp['mm_token_type_ids'], torch.zeros_like(resp, dtype=inp['mm_token_type_ids'].dtype)], 1)
+    logits = model(**inp, use_cache=False, logits_to_keep=T + 1).logits[:, :-1]
+    return token_logprobs(logits, resp, rmask, temperature, with_entropy, ro.suppress_ids)
+
 def response_logprobs(model, # the policy (in train or eval mode)
                       ro:Rollout, # responses to score
                       micro_batch:int=16, # responses per forward pass (bounds memory)
@@ -85,17 +96,4 @@ def response_logprobs(model, # the policy (in train or eval mode)
                       temperature:float|None=None, # None: the rollout's temperature (1 when it was greedy)
                      )->tuple:
     "Per-token log-probs (N, T) and entropies (N, T) of the rollout's responses under `model`, with grad."
-    temp = temperature if temperature is not None else (ro.temperature or 1.0)
-    dev, T = model.device, ro.response_ids.shape[1]
-    logps, ents = [], []
-    for s in range(0, len(ro), micro_batch):
-        idx = torch.arange(s, min(len(ro), s + micro_batch))
-        inp = shared_prompt_inputs(model, ro, ro.prompt_idx[idx], dev)
-        resp, rmask = ro.response_ids[idx].to(dev), ro.response_mask[idx].to(dev)
-        inp['input_ids'] = torch.cat([inp['input_ids'], resp], 1)
-        inp['attention_mask'] = torch.cat([inp['attention_mask'], rmask.to(inp['attention_mask'].dtype)], 1)
-        if 'mm_token_type_ids' in inp: inp['mm_token_type_ids'] = torch.cat([inp['mm_token_type_ids'], torch.zeros_like(resp, dtype=inp['mm_token_type_ids'].dtype)], 1)
-        logits = model(**inp, use_cache=False, logits_to_keep=T + 1).logits[:, :-1]
-        lp, ent = token_logprobs(logits, resp, rmask, temp, with_entropy, ro.suppress_ids)
-        logps.append(lp); ents.append(ent)
-    return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+    return micro_batched(model, ro, _forward_scores, micro_batch, with_entropy, temperature)

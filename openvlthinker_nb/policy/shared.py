@@ -8,7 +8,7 @@ __all__ = ['COMPACT', 'PrefixKV', 'prompt_layout', 'prompt_pass', 'response_pass
 # %% ../../nbs/api/03_policy/06_shared.ipynb #0263df75
 import torch
 from . import core
-from .static import mm_layout, image_features, kv_mask, StaticKV, _decode, _next_token, _embeds, _dense_deepstack, _nullctx
+from .qwenvl import mm_layout, image_features, lm_hidden, kv_mask, StaticKV, decode_step
 
 # %% ../../nbs/api/03_policy/06_shared.ipynb #c4eb83c6
 class PrefixKV:
@@ -34,15 +34,11 @@ def prompt_layout(model, # a Qwen-VL-style model
 def prompt_pass(model, cache:PrefixKV, # the policy, and the cache that receives the prompts' keys and values
                 ids:torch.Tensor, mask:torch.Tensor, # (U, Lp) prompt ids and mask, on the model's device
                 pos:torch.Tensor, src:torch.Tensor, # (3, U, Lp) positions and (U, Lp) image-feature rows of the prompts
-                feats:list|None, # `static.image_features` of the prompts' images
+                feats:list|None, # `qwenvl.image_features` of the prompts' images
                )->torch.Tensor:
     "(U, hidden) last hidden state of each prompt; its keys and values into `cache`."
-    lm = model.model.language_model
     m = kv_mask(mask, torch.arange(ids.shape[1], device=ids.device), model.lm_head.weight.dtype)
-    emb, kw = _embeds(model, ids, src, feats)
-    with (_dense_deepstack(lm) if kw else _nullctx()):
-        h = lm(inputs_embeds=emb, attention_mask=m, position_ids=pos, use_cache=True, cache=cache, **kw).last_hidden_state
-    return h[:, -1]
+    return lm_hidden(model, ids, m, pos, src, feats, cache)[:, -1]
 
 def response_pass(model, cache:PrefixKV, # the policy, and the cache `prompt_pass` filled
                   rows:torch.Tensor, # (R,) the prompt of each row
@@ -58,26 +54,24 @@ def response_pass(model, cache:PrefixKV, # the policy, and the cache `prompt_pas
     return lm(inputs_embeds=lm.embed_tokens(resp), attention_mask=m, position_ids=pos, use_cache=True, cache=cache).last_hidden_state
 
 # %% ../../nbs/api/03_policy/06_shared.ipynb #7fd434ba
+def _shared_scores(model, ro:core.Rollout, idx:torch.Tensor, temperature:float, with_entropy:bool)->tuple:
+    "Log-probs and entropies of the responses `idx`: their distinct prompts through `prompt_pass` once, the responses through `response_pass`."
+    dev, T = model.device, ro.response_ids.shape[1]
+    uniq, inv = torch.unique(ro.prompt_idx[idx], return_inverse=True)
+    inp = core.prompt_inputs(ro, uniq)
+    Lp = inp['input_ids'].shape[1]
+    pos, src = prompt_layout(model, inp['input_ids'], inp['attention_mask'], inp.get('mm_token_type_ids'), inp.get('image_grid_thw'), T)
+    pos, src, inv, pmask = pos.to(dev), src.to(dev), inv.to(dev), inp['attention_mask'].to(dev)
+    feats = image_features(model, inp['pixel_values'].to(dev), inp['image_grid_thw'].to(dev)) if 'pixel_values' in inp else None
+    cache = PrefixKV()
+    last = prompt_pass(model, cache, inp['input_ids'].to(dev), pmask, pos[:, :, :Lp], src[:, :Lp], feats).index_select(0, inv)[:, None]
+    resp, rmask = ro.response_ids[idx].to(dev), ro.response_mask[idx].to(dev)
+    h = torch.cat([last, response_pass(model, cache, inv, resp[:, :-1], pmask, pos.index_select(1, inv)[:, :, Lp:Lp + T - 1])], 1) if T > 1 else last
+    return core.token_logprobs(model.lm_head(h), resp, rmask, temperature, with_entropy, ro.suppress_ids)
+
 def shared_response_logprobs(model, ro:core.Rollout, micro_batch:int=16, with_entropy:bool=True, temperature:float|None=None)->tuple:
     "Per-token log-probs (N, T) and entropies (N, T) of the rollout's responses, each distinct prompt computed once per micro-batch."
-    temp = temperature if temperature is not None else (ro.temperature or 1.0)
-    dev, T = model.device, ro.response_ids.shape[1]
-    logps, ents = [], []
-    for s in range(0, len(ro), micro_batch):
-        idx = torch.arange(s, min(len(ro), s + micro_batch))
-        uniq, inv = torch.unique(ro.prompt_idx[idx], return_inverse=True)
-        inp = core.prompt_inputs(ro, uniq)
-        Lp = inp['input_ids'].shape[1]
-        pos, src = prompt_layout(model, inp['input_ids'], inp['attention_mask'], inp.get('mm_token_type_ids'), inp.get('image_grid_thw'), T)
-        pos, src, inv, pmask = pos.to(dev), src.to(dev), inv.to(dev), inp['attention_mask'].to(dev)
-        feats = image_features(model, inp['pixel_values'].to(dev), inp['image_grid_thw'].to(dev)) if 'pixel_values' in inp else None
-        cache = PrefixKV()
-        last = prompt_pass(model, cache, inp['input_ids'].to(dev), pmask, pos[:, :, :Lp], src[:, :Lp], feats).index_select(0, inv)[:, None]
-        resp, rmask = ro.response_ids[idx].to(dev), ro.response_mask[idx].to(dev)
-        h = torch.cat([last, response_pass(model, cache, inv, resp[:, :-1], pmask, pos.index_select(1, inv)[:, :, Lp:Lp + T - 1])], 1) if T > 1 else last
-        lp, ent = core.token_logprobs(model.lm_head(h), resp, rmask, temp, with_entropy, ro.suppress_ids)
-        logps.append(lp); ents.append(ent)
-    return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+    return core.micro_batched(model, ro, _shared_scores, micro_batch, with_entropy, temperature)
 
 # %% ../../nbs/api/03_policy/06_shared.ipynb #dcca8992
 COMPACT = 0.75  # drop finished rows when at most this share of the rows still decoding is unfinished (0: never)
@@ -85,7 +79,7 @@ COMPACT = 0.75  # drop finished rows when at most this share of the rows still d
 def shared_rollout(model, processor, records:list, n:int=8, temperature:float=1.0, top_p:float=1.0, max_new_tokens:int=128,
                    seed:int|None=None, logprobs:str='generate', micro_batch:int=32, with_entropy:bool=False,
                    compact:float=COMPACT, # see `COMPACT`
-                   decode_step=_decode, # one decode step (model, cache, tokens, key mask, positions, at) -> logits; e.g. a torch.compile'd `static._decode`
+                   decode_step=decode_step, # one decode step (model, cache, tokens, key mask, positions, at) -> logits; e.g. a torch.compile'd `qwenvl.decode_step`
                   )->core.Rollout:
     "`hf.rollout` with each prompt computed once for its `n` rows and a static KV cache that drops finished rows."
     if logprobs not in ('generate', 'forward'): raise ValueError(f"rollout: unknown logprobs source {logprobs!r}; expected 'forward' or 'generate'")
@@ -111,7 +105,7 @@ def shared_rollout(model, processor, records:list, n:int=8, temperature:float=1.
             if t > 0: z = decode_step(model, cache, tok.index_select(0, live), keys, pos_r, torch.tensor([Lp + t - 1], device=dev))
             z = z.float()
             if len(live) < R: z = z.new_zeros(R, z.shape[-1]).index_copy(0, live, z)   # finished rows: logits 0 (masked out)
-            tok = torch.where(done, pad, _next_token(z, temperature, top_p, sup_t, gen))
+            tok = torch.where(done, pad, core.next_token(z, temperature, top_p, sup_t, gen))
             done = done | torch.isin(tok, stop_t)
             toks.append(tok); steps.append(z)
             if bool(done.all()): break
