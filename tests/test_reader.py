@@ -56,6 +56,7 @@ def test_committed_outputs_are_clean(name):
 COMMITTED_RUNS = {
     '05_train': [('main_job_sampled.csv', ['before', 'after', 'change (points)']), ('main_job_greedy.csv', ['before', 'after', 'change (points)'])],
     '06_eval': [('eval_synthetic.csv', None)],
+    '07_ablations': [(f'ablation_{t}.csv', None) for t in ('sampled', 'greedy', 'grad_share', 'vs_paper_t4', 'power')],
     '07b_lab': [(f'lab_{t}.csv', None) for t in ('final_accuracy', 'grad_share', 'wrong_positive', 'symmetry', 'steps_to_target')],
     '08_results': [(f'{t}.csv', None) for t in ('headroom', 'main_job_sampled', 'main_job_greedy', 'trials')],
 }
