@@ -39,7 +39,7 @@ LIBRARY_NOTEBOOKS = (  # the library notebooks under nbs/, stage by stage, in th
     'api/00_paths', 'api/00_progress', 'api/00_style', 'api/01_tasks/00_vocab', 'api/01_tasks/01_math_verify', 'api/01_tasks/02_rewards', 'api/01_tasks/03_data',
     'api/01_tasks/04_canvas', 'api/01_tasks/05_synthetic', 'api/02_algos/00_advantages', 'api/02_algos/01_shaping', 'api/02_algos/02_loss',
     'api/02_algos/03_lab', 'api/02_algos/04_lab_stats',
-    'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/03_hf', 'api/03_policy/04_static',
+    'api/03_policy/00_device', 'api/03_policy/01_load', 'api/03_policy/02_core', 'api/03_policy/02b_qwenvl', 'api/03_policy/03_hf', 'api/03_policy/04_static',
     'api/03_policy/05_rollout', 'api/03_policy/06_shared', 'api/03_policy/07_vllm', 'api/03_policy/08_spmd', 'api/03_policy/09_adapters',
     'api/04_trainer/00_config', 'api/04_trainer/01_dist', 'api/04_trainer/02_batch', 'api/04_trainer/03_collect',
     'api/04_trainer/04_update', 'api/04_trainer/05_checkpoints', 'api/04_trainer/06_metrics', 'api/04_trainer/07_loop', 'api/04_trainer/08_sft',
