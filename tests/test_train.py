@@ -57,6 +57,8 @@ def test_short_run_writes_everything(full_run):
     assert len(list((out/'checkpoints').glob('step_*'))) == 2   # keep_checkpoints
     for name in ('train_reward_accuracy', 'train_entropy_length', 'train_grad_share'):
         for ext in ('png', 'pdf'): assert (out/'figures'/f'{name}.{ext}').stat().st_size > 0
+    log = (out/'train.log').read_text()
+    assert 0 <= log.find('memory plan: ') < log.find('before: '), log[:500]   # the plan, made before the run's log existed, reaches it
     model, _ = load_policy(out/'final')   # the final policy loads through the Auto classes
     assert param_digest(model) == res['param_digest']
 

@@ -92,6 +92,7 @@ class Run:
     paths: dict          # every path of the run, resolved once: model, train_data, eval_data, image_root, output_dir
     protocol: EvalProtocol  # how the held-out evaluations draw responses (`eval_protocol`)
     ref_model: object = None
+    memory_plan: dict|None = None  # `check_run`'s plan (None: not checked, or the device's capacity is unknown)
     step: int = 0
 
 def setup(cfg:TrainConfig)->Run:
@@ -102,9 +103,8 @@ def setup(cfg:TrainConfig)->Run:
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
     paths = {'model': resolve_model(cfg.model), 'train_data': resolve_data(cfg.train_data, 'rl'), 'eval_data': resolve_data(cfg.eval_data, 'test'),
              'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
-    if cfg.memory_check:   # before any weights are loaded: refuse a run that cannot fit (trainer.memory)
-        plan = check_run(cfg, d.world, d.device, paths['model'])
-        if plan is not None: log.info(f"memory plan: {plan['peak'] / 2**30:.2f} GiB per process at the {plan['phase']} phase")
+    # before any weights are loaded: refuse a run that cannot fit (trainer.memory); `train` logs the plan
+    plan = check_run(cfg, d.world, d.device, paths['model']) if cfg.memory_check else None
     lora = lora_settings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.seed, spmd=d.xla is not None and d.xla.one_process)   # refused before any weights load
     with quiet_hf_bars():
         model, processor = load_model(cfg, d, paths['model'], lora)   # LoRA: with its adapters (added before sharding)
@@ -125,7 +125,7 @@ def setup(cfg:TrainConfig)->Run:
     train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
     eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
     sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
-    return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, protocol, ref)
+    return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, protocol, ref, plan)
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #63a35bd3
 def rl_step(run:Run)->dict:
@@ -210,6 +210,8 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         (out/'config.json').write_text(json.dumps({**asdict(cfg), 'resolved': resolved}, indent=1))
     if d.world > 1: tdist.barrier()
     attach_run_logging(out, steps_to_stderr=not cfg.progress, level=logging.INFO if d.main else logging.WARNING)
+    if run.memory_plan is not None:   # made before the run's log existed
+        log.info(f"memory plan: {run.memory_plan['peak'] / 2**30:.2f} GiB per process at the {run.memory_plan['phase']} phase")
     if ck is not None:
         run.step = load_checkpoint(ck, run.model, run.opt, run.sched, run.sampler, d)
         before = json.loads((out/'eval.json').read_text())['before']
