@@ -9,11 +9,16 @@ def _params(name:str)->SimpleNamespace:
     import yaml
     return SimpleNamespace(**yaml.safe_load((REPO_ROOT/'nbs'/'params'/name).read_text()))
 
+def _lora(p:SimpleNamespace)->dict|None:
+    "The file's adapters as the trainer reads them (`lora_settings`; targets and alpha default as in TrainConfig)."
+    from openvlthinker_nb.policy.adapters import LORA_TARGETS, lora_settings
+    return lora_settings(getattr(p, 'lora_rank', 0), getattr(p, 'lora_alpha', 16.), getattr(p, 'lora_targets', LORA_TARGETS), 0)
+
 @pytest.mark.parametrize('name,world', [('paper_qwen3vl_8b.yaml', 8), ('paper_qwen3vl_8b_lora.yaml', 1)])
 def test_paper_scale_files_fit_80gb_gpus(name, world):
     "The 8B file on eight 80 GB GPUs (fsdp) and the LoRA file on one: the plan fits, with room for the rollout batch they set."
     p = _params(name)
-    config, s = plan_config(p.model), plan_settings(p, world)
+    config, s = plan_config(p.model), plan_settings(p, world, _lora(p))
     assert s.parallel == ('fsdp' if world > 1 else 'ddp') and s.gradient_checkpointing and s.dtype == 'bfloat16'
     plan = check_memory(config, s, 80 * GiB, 'an 80 GB GPU')   # raises MemoryPlanError if it does not fit
     print(name, {k: round(v / GiB, 2) if isinstance(v, float | int) else v for k, v in plan.items()})
@@ -23,7 +28,7 @@ def test_paper_scale_files_fit_80gb_gpus(name, world):
 def test_full_8b_on_one_gpu_is_refused():
     "The full-parameter 8B file in one process: 8 bytes a parameter alone is 65 GiB; the refusal points at LoRA or sharding."
     p = _params('paper_qwen3vl_8b.yaml')
-    with pytest.raises(MemoryPlanError) as e: check_memory(plan_config(p.model), plan_settings(p, 1), 80 * GiB, 'cuda:0')
+    with pytest.raises(MemoryPlanError) as e: check_memory(plan_config(p.model), plan_settings(p, 1, _lora(p)), 80 * GiB, 'cuda:0')
     assert 'optimizer' in str(e.value) and 'lora_rank=64' in str(e.value), str(e.value)
 
 def test_readme_plan_table_is_the_plan():
@@ -37,7 +42,7 @@ def _per_core(p:SimpleNamespace, cores:int=32):
     "An XLA SPMD run (one process, `cores` devices, batch rows split over them when they divide evenly) as the plan's per-device settings."
     import math
     from dataclasses import replace
-    s = plan_settings(p, cores)
+    s = plan_settings(p, cores, _lora(p))
     on_a_core = lambda rows: rows // cores if rows % cores == 0 else rows   # rows that do not divide stay whole on every core
     prompts = lambda rows, per_prompt: math.ceil(on_a_core(rows) / per_prompt)   # as the plan counts them: whole prompts
     return replace(s, micro_batch=on_a_core(p.micro_batch), rollout_batch=prompts(p.rollout_batch * p.n, p.n),

@@ -8,7 +8,7 @@ __all__ = ['COMPACT', 'PrefixKV', 'prompt_layout', 'prompt_pass', 'response_pass
 # %% ../../nbs/api/03_policy/06_shared.ipynb #0263df75
 import torch
 from . import core
-from .qwenvl import mm_layout, image_features, lm_hidden, kv_mask, StaticKV, decode_step
+from .qwenvl import hf_model, mm_layout, image_features, lm_hidden, kv_mask, StaticKV, decode_step
 
 # %% ../../nbs/api/03_policy/06_shared.ipynb #c4eb83c6
 class PrefixKV:
@@ -71,7 +71,7 @@ def _shared_scores(model, ro:core.Rollout, idx:torch.Tensor, temperature:float, 
 
 def shared_response_logprobs(model, ro:core.Rollout, micro_batch:int=16, with_entropy:bool=True, temperature:float|None=None)->tuple:
     "Per-token log-probs (N, T) and entropies (N, T) of the rollout's responses, each distinct prompt computed once per micro-batch."
-    return core.micro_batched(model, ro, _shared_scores, micro_batch, with_entropy, temperature)
+    return core.micro_batched(hf_model(model), ro, _shared_scores, micro_batch, with_entropy, temperature)   # LoRA: the model under PEFT's wrapper
 
 # %% ../../nbs/api/03_policy/06_shared.ipynb #dcca8992
 COMPACT = 0.75  # drop finished rows when at most this share of the rows still decoding is unfinished (0: never)
@@ -85,6 +85,7 @@ def shared_rollout(model, processor, records:list, n:int=8, temperature:float=1.
     if logprobs not in ('generate', 'forward'): raise ValueError(f"rollout: unknown logprobs source {logprobs!r}; expected 'forward' or 'generate'")
     if n < 1 or max_new_tokens < 1: raise ValueError(f"rollout: n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1: raise ValueError(f"rollout: need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    model = hf_model(model)   # LoRA: the model under PEFT's wrapper, the adapters in its layers
     P, dev, T = len(records), model.device, max_new_tokens
     enc = core.encode_prompts(processor, records)
     stops, pad, sup = core.stop_ids(model, processor), core.pad_id(model, processor), core.suppress_ids(processor)

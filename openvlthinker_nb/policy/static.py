@@ -11,7 +11,7 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 from . import core
-from .qwenvl import mm_layout, image_features, lm_hidden, kv_mask, StaticKV, decode_step
+from .qwenvl import hf_model, mm_layout, image_features, lm_hidden, kv_mask, StaticKV, decode_step
 from .spmd import shard_rows
 
 # %% ../../nbs/api/03_policy/04_static.ipynb #dd72390b
@@ -83,6 +83,7 @@ def _pad_records(records:list)->list:
 def static_rollout(model, processor, records:list, n:int=8, temperature:float=1.0, top_p:float=1.0, max_new_tokens:int=128,
                    seed:int|None=None, logprobs:str='generate', micro_batch:int=32, with_entropy:bool=False, kv_cache:bool=True)->'core.Rollout':
     "`hf.rollout` at fixed shapes (see above); the arguments are checked there."
+    model = hf_model(model)   # LoRA: the model under PEFT's wrapper, the adapters in its layers
     P, dev = len(records), model.device
     enc = core.encode_prompts(processor, _pad_records(records))
     Pb, T, stops, pad = enc['input_ids'].shape[0], max_new_tokens, core.stop_ids(model, processor), core.pad_id(model, processor)
@@ -143,7 +144,7 @@ def static_rollout(model, processor, records:list, n:int=8, temperature:float=1.
 # %% ../../nbs/api/03_policy/04_static.ipynb #30737d5a
 def static_response_logprobs(model, ro:'core.Rollout', micro_batch:int=16, with_entropy:bool=True, temperature:float|None=None)->tuple:
     "Per-token log-probs (N, T) and entropies of the rollout's responses, at fixed shapes (see above)."
-    temp = temperature if temperature is not None else (ro.temperature or 1.0)
+    model, temp = hf_model(model), temperature if temperature is not None else (ro.temperature or 1.0)   # LoRA: the model under PEFT's wrapper
     dev, T, Lp = model.device, ro.response_ids.shape[1], ro.prompt_ids.shape[1]
     keep = torch.arange(Lp - 1, Lp + T - 1, device=dev)
     logps, ents = [], []

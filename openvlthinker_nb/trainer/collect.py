@@ -16,7 +16,7 @@ from ..tasks.vocab import TASK_TYPES
 from ..policy.core import Rollout
 from ..policy.rollout import rollout
 from ..algos.advantages import ADVANTAGES, AdvantageBatch
-from .config import RECOMPUTE_ENGINES, TrainConfig, needs_exact_entropy
+from .config import TrainConfig, needs_exact_entropy
 from .dist import Dist, gather_rows
 from .batch import COLUMNS, StepTable
 from ..tasks.data import FamilySampler, derive_seed
@@ -55,12 +55,12 @@ def keep_groups(table:StepTable, cfg:TrainConfig, room:int)->torch.Tensor:
     return ok[inv]
 
 # %% ../../nbs/api/04_trainer/03_collect.ipynb #821b6d70
-ROLLOUT_LOGPROBS = {'rollout': 'generate', 'recompute': 'forward'}  # old_logp -> the rollout's log-prob source (recompute: no per-step logits kept)
+ROLLOUT_LOGPROBS = {'rollout': 'generate', 'recompute': 'forward'}  # old_logp -> the rollout's log-prob source (recompute: one no-grad forward right after sampling, no per-step logits kept)
 
 def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist, step:int, task_of)->tuple:
     "Roll out, score and filter until the step has `batch_prompts` kept groups (or rounds run out)."
     parts, times, drawn, kept, rounds = [], {'generate': 0.0, 'score': 0.0}, 0, 0, 0
-    src = 'generate' if cfg.rollout_engine in RECOMPUTE_ENGINES else ROLLOUT_LOGPROBS[cfg.old_logp]   # vllm hands back its own log-probs (no logits kept here)
+    src = ROLLOUT_LOGPROBS[cfg.old_logp]   # the log-probs (and exact entropies) the update trains on: each part's rollout records them
     want, weights = cfg.batch_prompts, reward_weights(cfg)
     for rnd in range(cfg.filter_rounds if cfg.online_filter else 1):
         if rnd == 0: k = want
@@ -76,7 +76,7 @@ def collect(model, processor, ds, sampler:FamilySampler, cfg:TrainConfig, d:Dist
             t0 = time.perf_counter()
             ro = rollout(model, processor, recs, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                          max_new_tokens=cfg.max_new_tokens, seed=seed, logprobs=src, micro_batch=cfg.micro_batch,
-                         with_entropy=needs_exact_entropy(cfg) and cfg.old_logp == 'rollout', engine=cfg.rollout_engine)
+                         with_entropy=needs_exact_entropy(cfg), engine=cfg.rollout_engine)
             t1 = time.perf_counter()
             rrecs = [recs[i] for i in ro.prompt_idx.tolist()]   # each response's record
             sc = score_batch(ro.texts, rrecs, **weights, n_tokens=ro.n_tokens.tolist())

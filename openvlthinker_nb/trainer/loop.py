@@ -101,11 +101,13 @@ def setup(cfg:TrainConfig)->Run:
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     d = init_dist(cfg.device, cfg.parallel)   # on XLA with its placement (`d.xla`) started
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
+    lora = lora_settings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.seed, spmd=d.xla is not None and d.xla.one_process)   # refused before any weights load
     paths = {'model': resolve_model(cfg.model), 'train_data': resolve_data(cfg.train_data, 'rl'), 'eval_data': resolve_data(cfg.eval_data, 'test'),
              'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
+    train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])   # a bad record is refused before any weights load
+    eval_all = load_onethinker(paths['eval_data'], image_root=paths['image_root'])
     # before any weights are loaded: refuse a run that cannot fit (trainer.memory); `train` logs the plan
-    plan = check_run(cfg, d.world, d.device, paths['model']) if cfg.memory_check else None
-    lora = lora_settings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.seed, spmd=d.xla is not None and d.xla.one_process)   # refused before any weights load
+    plan = check_run(cfg, d.world, d.device, paths['model'], lora) if cfg.memory_check else None
     with quiet_hf_bars():
         model, processor = load_model(cfg, d, paths['model'], lora)   # LoRA: with its adapters (added before sharding)
     def frozen_copy():
@@ -122,8 +124,7 @@ def setup(cfg:TrainConfig)->Run:
         opt.register_step_post_hook(lambda *_: after_step())
     total = cfg.max_steps * cfg.updates_per_step * cfg.ppo_epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(LR_SCHEDULES[cfg.lr_schedule], total=total, warmup=cfg.warmup_steps))
-    train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])
-    eval_ds = first_per_family(load_onethinker(paths['eval_data'], image_root=paths['image_root']), cfg.eval_limit)
+    eval_ds = first_per_family(eval_all, cfg.eval_limit)
     sampler = FamilySampler([TASK_TYPES.index(r['task_type']) for r in train_ds.records], cfg.seed)
     return Run(cfg, d, paths['output_dir'], model, processor, train_ds, eval_ds, sampler, opt, sched, TASK_KEYS[cfg.task_key], paths, protocol, ref, plan)
 

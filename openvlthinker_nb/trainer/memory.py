@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen3VLConfig
 from ..policy.load import DTYPES
-from ..policy.adapters import LORA_TARGETS, parse_targets
+from ..policy.adapters import LORA_TARGETS
 
 # %% ../../nbs/api/04_trainer/10_memory.ipynb #81096f36
 def _qwen3_vl(h:int, i:int, layers:int, heads:int, tie:bool, v_depth:int, v_hidden:int, v_inter:int, deepstack:list)->dict:
@@ -203,11 +203,14 @@ class MemoryPlanError(MemoryError):
 
 def plan_settings(cfg, # a TrainConfig
                   world:int, # processes
+                  lora:dict|None=None, # the run's adapters as `policy.adapters.lora_settings` gives them (None: no LoRA)
                  )->PlanSettings:
     "The memory plan's settings of a run."
     names = {f.name for f in fields(PlanSettings)} - {'world', 'lora_targets'}
     kw = {k: getattr(cfg, k) for k in names if hasattr(cfg, k)}   # fields a branch's TrainConfig lacks keep their defaults
-    return PlanSettings(**kw, world=world, lora_targets=parse_targets(getattr(cfg, 'lora_targets', LORA_TARGETS)))
+    if bool(kw.get('lora_rank')) != (lora is not None):
+        raise ValueError(f"plan_settings: lora_rank = {kw.get('lora_rank', 0)} but lora = {lora!r}: pass the run's `lora_settings`")
+    return PlanSettings(**kw, world=world, lora_targets=lora['targets'] if lora else LORA_TARGETS)
 
 def _meminfo_available()->int:
     "MemAvailable of /proc/meminfo in bytes (free and reclaimable RAM), else free pages."
@@ -293,10 +296,11 @@ def check_run(cfg, # a TrainConfig
               world:int, # processes
               device:torch.device, # the device this process trains on
               model:str, # the model folder or hub id (resolved)
+              lora:dict|None=None, # the run's `lora_settings` (None: no LoRA)
              )->dict|None:
     "The plan of a run on the device it sees (None when its memory is unknown), or a `MemoryPlanError`."
     cap = device_capacity(device, int(os.environ.get('LOCAL_WORLD_SIZE', world)))
-    return None if cap is None else check_memory(plan_config(model), plan_settings(cfg, world), cap, where=str(device))
+    return None if cap is None else check_memory(plan_config(model), plan_settings(cfg, world, lora), cap, where=str(device))
 
 # %% ../../nbs/api/04_trainer/10_memory.ipynb #9209f24b
 HARDWARE = {  # name -> (devices, bytes per device)

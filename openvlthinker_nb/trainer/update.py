@@ -15,9 +15,8 @@ import torch
 from ..algos.loss import AGG_NORMS, POLICY_LOSSES
 from ..algos.shaping import entropy_penalty
 from ..tasks.vocab import TASK_TYPES
-from ..policy.core import eval_mode
 from ..policy.rollout import response_logprobs, idle_pass
-from .config import ENTROPY_SOURCES, ENTROPY_SURROGATES, N_TASKS, TrainConfig, needs_exact_entropy
+from .config import ENTROPY_SOURCES, ENTROPY_SURROGATES, N_TASKS, TrainConfig
 from .dist import Dist, all_sum
 from .collect import Part
 from .parallel import grad_norm_and_clip, grads_norm, most_over_ranks, resharded
@@ -48,15 +47,9 @@ def local_rows(parts:list)->tuple:
     task = torch.tensor([int(parts[pi].table.task[r]) for pi, r in rows], dtype=torch.long)
     return rows, fam, task
 
-def old_logprobs(model, parts:list, cfg:TrainConfig)->list:
-    "Per part: (log-probs of the sampling policy (N, T), exact entropies (N, T) or None)."
-    if cfg.old_logp == 'rollout': return [(p.ro.logprobs, p.ro.entropy) for p in parts]   # recorded while sampling
-    out = []
-    with torch.no_grad(), eval_mode(model):
-        for p in parts:
-            lp, ent = response_logprobs(model, p.ro, micro_batch=cfg.micro_batch, with_entropy=needs_exact_entropy(cfg))
-            out.append((lp.cpu(), None if ent is None else ent.cpu()))
-    return out
+def old_logprobs(parts:list)->list:
+    "Per part: (log-probs of the sampling policy (N, T), exact entropies (N, T) or None), as its rollout recorded them (see `collect`)."
+    return [(p.ro.logprobs, p.ro.entropy) for p in parts]
 
 def micro_batches(sel:list, rows:list, fam:torch.Tensor, size:int)->list:
     "Micro-batches of the positions `sel`: grouped by family, then by rollout part, at most `size` each."
@@ -198,9 +191,8 @@ def update(model, opt, sched, parts:list, adv:torch.Tensor, cfg:TrainConfig, d:D
     F, n_opt = len(TASK_TYPES), cfg.updates_per_step * cfg.ppo_epochs
     rows, fam, task = local_rows(parts)
     terms = loss_terms(cfg)
-    t0 = time.perf_counter()
-    old = old_logprobs(model, parts, cfg)
-    t_logp, t_upd = time.perf_counter() - t0, 0.0
+    old = old_logprobs(parts)
+    t_logp, t_upd = 0.0, 0.0
     S = {k: 0.0 for k in _SUMS}
     G = {'entropy_penalty': 0.0, 'grad_norm': 0.0, 'skipped_updates': 0}   # already global
     ent = torch.zeros(3, F, dtype=torch.float64)   # per family: exact entropy sum, sampled-estimate sum, tokens (first epoch)
