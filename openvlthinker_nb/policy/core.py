@@ -120,7 +120,8 @@ def micro_batched(model, # the policy
     for s in range(0, len(ro), micro_batch):
         lp, ent = score(model, ro, torch.arange(s, min(len(ro), s + micro_batch)), temp, with_entropy)
         logps.append(lp); ents.append(ent)
-    return torch.cat(logps), (torch.cat(ents) if with_entropy else None)
+    on = lambda xs: torch.cat([x.to(xs[0].device) for x in xs])   # a scorer may hand a short last chunk back on the host (the static engine)
+    return on(logps), (on(ents) if with_entropy else None)
 
 # %% ../../nbs/api/03_policy/02_core.ipynb #e96be54a
 def next_token(z:torch.Tensor, # (B, V) float logits of this step

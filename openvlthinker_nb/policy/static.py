@@ -8,6 +8,7 @@ __all__ = ['PROMPT_BUCKET', 'is_xla', 'sync', 'compile_count', 'bucket', 'left_p
 
 # %% ../../nbs/api/03_policy/04_static.ipynb #cdf73372
 import importlib.util
+from functools import partial
 import torch
 import torch.nn.functional as F
 from . import core
@@ -142,26 +143,27 @@ def static_rollout(model, processor, records:list, n:int=8, temperature:float=1.
     return ro
 
 # %% ../../nbs/api/03_policy/04_static.ipynb #30737d5a
-def static_response_logprobs(model, ro:'core.Rollout', micro_batch:int=16, with_entropy:bool=True, temperature:float|None=None)->tuple:
-    "Per-token log-probs (N, T) and entropies of the rollout's responses, at fixed shapes (see above)."
-    model, temp = hf_model(model), temperature if temperature is not None else (ro.temperature or 1.0)   # LoRA: the model under PEFT's wrapper
-    dev, T, Lp = model.device, ro.response_ids.shape[1], ro.prompt_ids.shape[1]
+def _static_scores(model, ro:'core.Rollout', idx:torch.Tensor, temperature:float, with_entropy:bool,
+                   size:int, # every pass runs this many rows: `idx` is padded to it (`pad_rows`)
+                  )->tuple:
+    "Log-probs and entropies of the responses `idx`: one forward of their prompts and responses at the fixed shape of `size` rows."
+    dev, T, Lp, k = model.device, ro.response_ids.shape[1], ro.prompt_ids.shape[1], len(idx)
+    (idx,) = pad_rows(idx, size=size)
+    inp = core.prompt_inputs(ro, ro.prompt_idx[idx])
+    resp, rmask = ro.response_ids[idx], ro.response_mask[idx]
+    ids = torch.cat([inp['input_ids'], resp], 1)
+    am = torch.cat([inp['attention_mask'], rmask.to(inp['attention_mask'].dtype)], 1)
+    tt = torch.cat([inp['mm_token_type_ids'], torch.zeros_like(resp, dtype=inp['mm_token_type_ids'].dtype)], 1) if 'mm_token_type_ids' in inp else None
+    pos, src = mm_layout(model, ids, am, tt, inp.get('image_grid_thw'))
+    feats = image_features(model, inp['pixel_values'].to(dev), inp['image_grid_thw'].to(dev)) if 'pixel_values' in inp else None
     keep = torch.arange(Lp - 1, Lp + T - 1, device=dev)
-    logps, ents = [], []
-    for s in range(0, len(ro), micro_batch):
-        idx = torch.arange(s, min(len(ro), s + micro_batch)); k = len(idx)
-        (idx,) = pad_rows(idx, size=micro_batch)
-        inp = core.prompt_inputs(ro, ro.prompt_idx[idx])
-        resp, rmask = ro.response_ids[idx], ro.response_mask[idx]
-        ids = torch.cat([inp['input_ids'], resp], 1)
-        am = torch.cat([inp['attention_mask'], rmask.to(inp['attention_mask'].dtype)], 1)
-        tt = torch.cat([inp['mm_token_type_ids'], torch.zeros_like(resp, dtype=inp['mm_token_type_ids'].dtype)], 1) if 'mm_token_type_ids' in inp else None
-        pos, src = mm_layout(model, ids, am, tt, inp.get('image_grid_thw'))
-        feats = image_features(model, inp['pixel_values'].to(dev), inp['image_grid_thw'].to(dev)) if 'pixel_values' in inp else None
-        logits = lm_logits(model, shard_rows(ids.to(dev)), shard_rows(am.to(dev)), shard_rows(pos.to(dev), 1), shard_rows(src.to(dev)), feats, keep)
-        lp, ent = core.token_logprobs(logits, resp.to(dev), rmask.to(dev), temp, with_entropy, ro.suppress_ids)
-        if k < micro_batch:   # a short chunk: drop the copies (on the host when no gradient is needed, so the graph stays the same)
-            if not torch.is_grad_enabled(): sync(dev); lp, ent = lp.cpu(), (ent.cpu() if with_entropy else None)
-            lp, ent = lp[:k], (ent[:k] if with_entropy else None)
-        logps.append(lp); ents.append(ent)
-    return torch.cat([x.to(logps[0].device) for x in logps]), (torch.cat([x.to(logps[0].device) for x in ents]) if with_entropy else None)
+    logits = lm_logits(model, shard_rows(ids.to(dev)), shard_rows(am.to(dev)), shard_rows(pos.to(dev), 1), shard_rows(src.to(dev)), feats, keep)
+    lp, ent = core.token_logprobs(logits, resp.to(dev), rmask.to(dev), temperature, with_entropy, ro.suppress_ids)
+    if k < size:   # a short chunk: drop the copies (on the host when no gradient is needed, so the graph stays the same)
+        if not torch.is_grad_enabled(): sync(dev); lp, ent = lp.cpu(), (ent.cpu() if with_entropy else None)
+        lp, ent = lp[:k], (ent[:k] if with_entropy else None)
+    return lp, ent
+
+def static_response_logprobs(model, ro:'core.Rollout', micro_batch:int=16, with_entropy:bool=True, temperature:float|None=None)->tuple:
+    "Per-token log-probs (N, T) and entropies of the rollout's responses, at fixed shapes (see above): `micro_batch` rows a pass, the last padded."
+    return core.micro_batched(hf_model(model), ro, partial(_static_scores, size=micro_batch), micro_batch, with_entropy, temperature)   # LoRA: the model under PEFT's wrapper
