@@ -84,6 +84,9 @@ class AdapterOff:
     def __getattr__(self, name): return getattr(self.model, name)
     def __call__(self, *args, **kwargs):
         with self.model.disable_adapter(): return self.model(*args, **kwargs)
+    def get_base_model(self):   # not forwarded: the model under the wrapper runs with its adapters on
+        raise TypeError("AdapterOff: the base model with the adapters off exists only inside `disable_adapter()`; "
+                        "score it through policy.rollout.response_logprobs, which runs every engine that way")
 
 def reference_policy(model, # the policy being trained
                      load_copy, # () -> a frozen copy of the starting policy (used for a full-parameter policy)
