@@ -11,8 +11,8 @@ second is the like-for-like rate, seconds per step what the main job feels.
 
 --flops: the FLOPs of one step per engine (torch.utils.flop_counter) and a matmul's FLOP/s at the same thread count:
 their ratio is the step's compute limit (all FLOPs at the matmul's rate).
---compile-probe: torch.compile of the shared engine's decode step (static shapes, compaction off) against the eager
-step on the same prompts: compile time, graphs compiled, recompilations after warm-up, rollout time.
+--compile-probe: torch.compile of the shared engine's decode step (`shared.group_decode_step`, compaction off) against
+the eager step on the same prompts: compile time, graphs compiled, recompilations after warm-up, rollout time.
 """
 import argparse, json, os, statistics, tempfile, time
 import torch
@@ -36,18 +36,18 @@ def step_flops(run)->float:
     return fc.get_total_flops()
 
 def compile_probe(run, steps:int=3)->dict:
-    "Eager vs torch.compile'd decode step of the shared engine on the same 16 prompts (compaction off: one static shape)."
+    "Eager vs torch.compile'd decode step of the shared engine on the same 16 prompts (compaction off; the cache's filled length grows each step: dynamic shapes)."
     import torch._dynamo
     from torch._dynamo.utils import counters
-    from openvlthinker_nb.policy import qwenvl, shared
+    from openvlthinker_nb.policy import shared
     cfg = run.cfg
     recs = [run.train_ds[i] for i in range(cfg.batch_prompts)]
-    go = lambda step: shared.shared_rollout(run.model, run.processor, recs, n=cfg.n, max_new_tokens=cfg.max_new_tokens, seed=1, compact=0., decode_step=step)
+    go = lambda step: shared.shared_rollout(run.model, run.processor, recs, n=cfg.n, max_new_tokens=cfg.max_new_tokens, seed=1, compact=0., step=step)
     def timed(step):
         c = time.process_time(); w = time.perf_counter(); ro = go(step); return time.process_time() - c, time.perf_counter() - w, ro
-    eager = [timed(qwenvl.decode_step) for _ in range(steps)]
+    eager = [timed(shared.group_decode_step) for _ in range(steps)]
     torch._dynamo.reset(); counters.clear()
-    comp = torch.compile(qwenvl.decode_step, dynamic=False)
+    comp = torch.compile(shared.group_decode_step, dynamic=True)
     first = timed(comp)
     graphs = int(counters['stats']['unique_graphs'])
     warm = [timed(comp) for _ in range(steps)]
