@@ -17,8 +17,12 @@ filter on, where responses/s counts every response drawn, including those of dro
 Where the time goes: ours from `rl_step`'s own timers; TRL from its own profiling timers (`trl.extras.profiling`,
 captured instead of sent to a tracker), plus wall-clock around `training_step` and the optimizer step callbacks.
 """
-import argparse, contextlib, json, statistics, tempfile, time, warnings
+import argparse, contextlib, json, statistics, sys, tempfile, time, warnings
 from pathlib import Path
+
+# `python tests/bench_trl.py` puts tests/ first on sys.path, where the folder tests/vllm (the vLLM suite) passes for the
+# vllm package in TRL's availability check (its version: 'N/A', an error); this script imports nothing from tests/
+sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
 
 import torch
 
@@ -253,7 +257,7 @@ def main(argv=None):
     print(markdown(rows, 'TRL GRPOTrainer'))
     if a.out:
         import trl
-        title = (f"**Throughput beside TRL {trl.__version__}** (`python tests/bench_trl.py`: {a.prompts} prompts x {a.n} responses, "
+        title = (f"**Throughput beside TRL {trl.__version__}** (`python tests/bench_trl.py{'' if a.engine == 'auto' else ' --engine ' + a.engine}`: ours on the `{'hf' if a.engine == 'auto' else a.engine}` rollout engine, {a.prompts} prompts x {a.n} responses, "
                  f"max {a.max_new_tokens} new tokens, same model, prompts, reward, optimizer and micro-batch ({micro}), float32 on "
                  f"{a.threads} CPU threads, steps interleaved, {a.warmup} warm-up + {a.steps} timed steps; {time.strftime('%Y-%m-%d')}).")
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

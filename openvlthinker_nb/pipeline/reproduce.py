@@ -78,10 +78,11 @@ PIPELINE = [
                 'overrides': {**QUICK_TRAIN, 'eval_limit': 1, 'grad_share_every': 1}}),
     Step('lab', notebook='07b_lab.ipynb', quick={'quick': True, 'output_dir': 'runs/quick/lab'}),
     Step('throughput_trl', command=('tests/bench_trl.py', '--out', 'figures/tables/throughput_trl.md'), needs='trl'),
+    Step('throughput_trl_shared', command=('tests/bench_trl.py', '--engine', 'shared', '--out', 'figures/tables/throughput_trl_shared.md'), needs='trl'),
     Step('results', notebook='08_results.ipynb', after=('main_job', *[f'trial_{t}' for t in TRIALS]),
          quick={'main': 'runs/quick/g2rpo_tiny', 'control': 'runs/quick/trials/t06_control_shuffled', 'trials': 'runs/quick/trials',
                 'trial_names': [t for t in TRIALS if _trial(t).quick is not None], 'output_dir': 'runs/quick/tables'}),
-    Step('readme', command=('-m', 'openvlthinker_nb.report.readme'), after=('results', 'eval', 'ablations', 'lab', 'throughput_trl')),
+    Step('readme', command=('-m', 'openvlthinker_nb.report.readme'), after=('results', 'eval', 'ablations', 'lab', 'throughput_trl', 'throughput_trl_shared')),
 ]
 
 # %% ../../nbs/api/07_pipeline/01_reproduce.ipynb #a9f899f9
