@@ -172,6 +172,8 @@ def test_trivial_reward_is_learned(tmp_path):
     acc = _all_A_run(tmp_path)
     assert len(acc) == 30 and np.mean(acc[:3]) < 0.5, acc
     assert np.mean(acc[-3:]) >= 0.8, acc
+    eta = [l for l in (tmp_path/'run'/'train.log').read_text().splitlines() if 'expected: ' in l]   # the run's own time estimate, once
+    assert len(eta) == 1 and 'over the first 5; 25 steps to go' in eta[0], eta
 
 
 def test_trivial_reward_is_learned_with_lora(tmp_path):
