@@ -249,10 +249,10 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
         if d.main:
             with open(metrics_f, 'a') as fh: fh.write(json.dumps(m) + '\n')
         if run.step % cfg.log_every == 0: step_log.info(_fmt(m, cfg.max_steps))
-        if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == cfg.max_steps:
-            save_checkpoint(out, run.step, run.model, run.opt, run.sched, run.sampler, d, cfg.keep_checkpoints)   # every process writes its shards
         if run.step - step0 == ETA_AFTER and run.step < cfg.max_steps:
             log.info(eta_line(ETA_AFTER, time.perf_counter() - t_steps, cfg.max_steps - run.step, t_eval))
+        if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == cfg.max_steps:
+            save_checkpoint(out, run.step, run.model, run.opt, run.sched, run.sampler, d, cfg.keep_checkpoints)   # every process writes its shards
         if on_step is not None: on_step(run.step, m)
         bar.update(1, reward=m['reward/mean'], acc=m['accuracy/mean'])
     bar.close()
