@@ -82,6 +82,7 @@ class GroupKV(StaticKV):
         K, V = super().update(k, v, layer_idx)
         return K[:, :, :self.end], V[:, :, :self.end]
 
+# %% ../../nbs/api/03_policy/06_shared.ipynb #4e446b6e
 def group_mask(prompt_mask:torch.Tensor, # (P, Lp) 1 on each prompt's real tokens (0: left padding)
                n:int, # rows per group
                T:int, # decode steps that write slots
@@ -93,6 +94,7 @@ def group_mask(prompt_mask:torch.Tensor, # (P, Lp) 1 on each prompt's real token
     ok = torch.cat([prompt_mask.bool()[:, None].expand(P, n, Lp), own[None].expand(P, n, T * n)], 2)
     return torch.zeros(ok.shape, dtype=dtype, device=ok.device).masked_fill(~ok, torch.finfo(dtype).min)[:, None]
 
+# %% ../../nbs/api/03_policy/06_shared.ipynb #efe0f42c
 def group_decode_step(model, # a Qwen-VL-style model
                       cache:GroupKV, # the groups' cache, its slots written up to `at`
                       tok:torch.Tensor, # (G, n) this step's token of each row of each group

@@ -212,7 +212,8 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
     run = setup(cfg)
     d, out = run.d, run.out
     protocol = {**asdict(run.protocol), 'records': len(run.eval_ds)}
-    ck, t_eval = (last_checkpoint(out) if cfg.resume else None), None   # t_eval: how long the starting policy's evaluation took here
+    ck = last_checkpoint(out) if cfg.resume else None
+    t_eval = None   # how long the starting policy's evaluation took here (a resumed run has none)
     if d.main and ck is None:
         for name in RUN_FILES:
             p = out/name
