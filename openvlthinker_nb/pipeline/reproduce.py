@@ -121,9 +121,13 @@ def step_key(step:Step, params:dict, done:dict, nbs:Path, root:Path=REPO_ROOT, c
 class StepFailed(RuntimeError): pass
 
 def _run_notebook(step:Step, params:dict, nbs:Path, out:Path, root:Path):
+    "Execute a step's notebook with papermill, its kernel started in `root`."
     import papermill as pm
-    try: pm.execute_notebook(str(nbs/step.notebook), str(out), parameters=params, cwd=str(root), kernel_name='python3', language='python',
-                             progress_bar=False, log_output=False)
+    # papermill's `cwd=` changes the directory of this whole process while the notebook runs, so two steps run from
+    # threads can start a kernel in a directory another step has just left; nbclient's `resources` hands the
+    # directory to this kernel alone.
+    try: pm.execute_notebook(str(nbs/step.notebook), str(out), parameters=params, kernel_name='python3', language='python',
+                             progress_bar=False, log_output=False, resources={'metadata': {'path': str(root)}})
     except pm.PapermillExecutionError as e:
         raise StepFailed(f"step {step.name}: {nbs/step.notebook} failed at cell {e.cell_index} (execution count {e.exec_count}): "
                          f"{e.ename}: {e.evalue}\n  executed copy up to the failure: {out}") from None
