@@ -253,3 +253,23 @@ def test_shared_engine_trains(tmp_path):
     assert len(kept) == 2   # the filter is off: every group trained on
     for m in kept: assert abs(m['ratio_mean'] - 1) < 1e-5 and m['clip_frac'] == 0, (m['ratio_mean'], m['clip_frac'])
     assert json.loads((tmp_path/'config.json').read_text())['rollout_engine'] == 'shared'
+
+def test_eval_cache_reuses_the_starting_scores(full_run, tmp_path, monkeypatch):
+    "With `eval_cache`, a run from the same policy, records and protocol copies the starting scores instead of scoring; another seed does not."
+    calls = []
+    real = loop_module.score_records
+    monkeypatch.setattr(loop_module, 'score_records', lambda *a, **k: calls.append(1) or real(*a, **k))
+    one = {**TINY, 'max_steps': 1, 'save_every': 0, 'grad_share_every': 0, 'eval_cache': str(tmp_path/'cache')}
+    train(TrainConfig(**one, output_dir=str(tmp_path/'a')))
+    assert len(calls) == 2 and len(list((tmp_path/'cache').glob('*.csv'))) == 1
+    before = lambda run: (tmp_path/run/'heldout_before.csv').read_bytes()
+    assert before('a') == (full_run[0]/'heldout_before.csv').read_bytes()   # scored as a run without the cache scores
+    train(TrainConfig(**{**one, 'algorithm': 'grpo'}, output_dir=str(tmp_path/'b')))   # another estimator, the same start
+    assert len(calls) == 3, 'the second run scored its starting policy again'
+    assert 'reused from' in (tmp_path/'b'/'train.log').read_text()
+    assert before('b') == before('a')
+    ev = lambda run: json.loads((tmp_path/run/'eval.json').read_text())['before']
+    assert ev('b') == ev('a') == json.loads((full_run[0]/'eval.json').read_text())['before']
+    train(TrainConfig(**{**one, 'seed': 1}, output_dir=str(tmp_path/'c')))   # another seed: other samples, scored afresh
+    assert len(calls) == 5 and len(list((tmp_path/'cache').glob('*.csv'))) == 2
+    assert not list((tmp_path/'cache').glob('.*'))   # no temporary file left behind

@@ -110,6 +110,7 @@ class TrainConfig:
     eval_top_p: float = _p(0.95, "nucleus mass of the held-out samples (the paper: 0.95)")
     eval_batch_size: int = _p(50, "prompts per generate call in evaluation")
     eval_max_new_tokens: int = _p(0, "response cap in evaluation (0 = max_new_tokens)")
+    eval_cache: str = _p('', "folder of starting-policy held-out scores keyed by what they depend on (weights, records, protocol, engine, code); a run that finds its key there reuses them instead of evaluating ('' = off)")
     grad_share_every: int = _p(5, "measure each family's share of the update every k steps (0 = never; one extra forward and backward over the batch)")
     save_every: int = _p(10, "checkpoint every k steps (and at the end); 0 = only at the end")
     keep_checkpoints: int = _p(2, "keep the newest k checkpoints")
@@ -210,6 +211,7 @@ CHECKS = {  # field -> (predicate(value, config), requirement)
     'max_grad_norm': (lambda v, c: v > 0, '> 0'), 'lr_schedule': _in(LR_SCHEDULES), 'warmup_steps': _nonneg,
     'num_threads': _nonneg, 'eval_limit': _nonneg, 'eval_k': _nonneg, 'eval_temperature': (lambda v, c: v > 0, '> 0'),
     'eval_top_p': (lambda v, c: 0 < v <= 1, 'in (0, 1]'), 'eval_batch_size': _pos, 'eval_max_new_tokens': _nonneg,
+    'eval_cache': (lambda v, c: isinstance(v, str), "a folder path, or '' for off"),
     'grad_share_every': _nonneg, 'save_every': _nonneg, 'keep_checkpoints': _pos, 'log_every': _pos,
 }
 

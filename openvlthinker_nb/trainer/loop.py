@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['log', 'step_log', 'RUN_FILES', 'SHORT', 'NON_RESULT_FIELDS', 'ETA_AFTER', 'attach_run_logging', 'detach_run_logging',
-           'load_model', 'Run', 'setup', 'rl_step', 'eval_protocol', 'param_digest', 'main_job_differences', 'eta_line',
-           'train', 'load_params', 'parse_override', 'main']
+           'load_model', 'Run', 'setup', 'rl_step', 'eval_protocol', 'start_eval_key', 'param_digest',
+           'main_job_differences', 'eta_line', 'train', 'load_params', 'parse_override', 'main']
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #f8ec6f10
-import os, json, time, shutil, hashlib, logging
+import os, sys, json, time, shutil, hashlib, logging
 from dataclasses import dataclass, fields, asdict
 from functools import partial
 from pathlib import Path
@@ -103,7 +103,8 @@ def setup(cfg:TrainConfig)->Run:
     if cfg.batch_prompts % d.world: raise ValueError(f"bad parameter `batch_prompts` = {cfg.batch_prompts}: must be a multiple of the number of processes ({d.world})")
     lora = lora_settings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.seed, spmd=d.xla is not None and d.xla.one_process)   # refused before any weights load
     paths = {'model': resolve_model(cfg.model), 'train_data': resolve_data(cfg.train_data, 'rl'), 'eval_data': resolve_data(cfg.eval_data, 'test'),
-             'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir)}
+             'image_root': repo_path(cfg.image_root) if cfg.image_root else None, 'output_dir': repo_path(cfg.output_dir),
+             'eval_cache': repo_path(cfg.eval_cache) if cfg.eval_cache else None}
     train_ds = load_onethinker(paths['train_data'], image_root=paths['image_root'])   # a bad record is refused before any weights load
     eval_all = load_onethinker(paths['eval_data'], image_root=paths['image_root'])
     # before any weights are loaded: refuse a run that cannot fit (trainer.memory); `train` logs the plan
@@ -156,15 +157,37 @@ def eval_protocol(cfg:TrainConfig)->EvalProtocol:
     return EvalProtocol(k=cfg.eval_k, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p,
                         max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens, seed=cfg.seed)
 
-def _evaluate(run:Run, name:str)->dict:
-    "Held-out accuracy of the current policy (rank 0 scores, or every process when the forward is sharded; all get its rows and summarize them); rows go to `heldout_{name}.csv`."
+def _evaluate(run:Run, name:str, cached:Path|None=None)->dict:
+    "Held-out accuracy of the current policy (rank 0 scores, or every process when the forward is sharded; all get its rows and summarize them); rows go to `heldout_{name}.csv`, and to `cached` when given."
     df = None
-    if run.d.main or is_wrapped(run.model):   # a wrapped model's forward is a collective: every process runs the same evaluation
+    reuse = broadcast_obj(cached is not None and cached.exists() if run.d.main else None, run.d)   # rank 0 decides for all
+    if reuse:
+        if run.d.main: df = pd.read_csv(cached, dtype={'problem_id': str}); log.info(f"held-out scores of the starting policy reused from {cached}")
+    elif run.d.main or is_wrapped(run.model):   # a wrapped model's forward is a collective: every process runs the same evaluation
         df = score_records(run.model, run.processor, run.eval_ds, run.protocol, batch_size=run.cfg.eval_batch_size, progress=run.cfg.progress and run.d.main,
                            engine=run.cfg.rollout_engine)
     df = broadcast_obj(df, run.d)   # rank 0's rows
-    if run.d.main: df.to_csv(run.out/f'heldout_{name}.csv', index=False)
+    if run.d.main:
+        df.to_csv(run.out/f'heldout_{name}.csv', index=False)
+        if cached is not None and not reuse:   # written whole, then renamed: a run reading it at the same time sees all or nothing
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.parent/f'.{cached.name}.{os.getpid()}'
+            shutil.copyfile(run.out/f'heldout_{name}.csv', tmp); os.replace(tmp, cached)
     return summarize_scores(df)
+
+def start_eval_key(run:Run)->str:
+    "SHA-256 of what the starting policy's held-out scores depend on: its weights, the records, the protocol, the engine, batch and threads, and the package's code."
+    h = hashlib.sha256(json.dumps({'protocol': asdict(run.protocol), 'engine': run.cfg.rollout_engine, 'batch': run.cfg.eval_batch_size,
+                                   'threads': run.cfg.num_threads, 'dtype': run.cfg.dtype, 'device': str(run.d.device), 'world': run.d.world,
+                                   'records': run.eval_ds.records}, sort_keys=True, default=str).encode())
+    h.update(param_digest(run.model).encode())
+    for r in run.eval_ds.records:   # the images the records name
+        for im in r.get('images') or []:
+            p = run.eval_ds.image_root/im
+            h.update(p.read_bytes() if p.is_file() else str(im).encode())
+    for p in sorted(Path(sys.modules[TrainConfig.__module__].__file__).resolve().parents[1].rglob('*.py')):   # the package's modules
+        if p.name != '_modidx.py': h.update(p.read_bytes())
+    return h.hexdigest()
 
 def param_digest(model)->str:
     "SHA-256 of all weights (equal digests: bitwise-equal models)."
@@ -183,7 +206,7 @@ def _fmt(m:dict, total:int)->str:
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #07cabf68
 NON_RESULT_FIELDS = ('output_dir', 'device', 'parallel', 'num_threads', 'micro_batch', 'eval_batch_size', 'save_every', 'keep_checkpoints',
                      'memory_check', 'plan_prompt_tokens', 'plan_image_tokens',
-                     'resume', 'log_every', 'progress', 'copy_figures')  # fields that change where or how fast, not what a run computes
+                     'resume', 'log_every', 'progress', 'copy_figures', 'eval_cache')  # fields that change where or how fast, not what a run computes
 
 def main_job_differences(cfg:TrainConfig)->list:
     "Names of the result-affecting fields where `cfg` differs from the main job's defaults (empty: this is the main job)."
@@ -238,7 +261,8 @@ def train(cfg:TrainConfig, # the run's parameters (validated when made)
     else:
         log.info(f"evaluating the starting policy on {len(run.eval_ds)} held-out records")
         t_eval = time.perf_counter()
-        before = _evaluate(run, 'before')
+        cached = run.paths['eval_cache']/f'{start_eval_key(run)}.csv' if run.paths['eval_cache'] else None
+        before = _evaluate(run, 'before', cached)
         t_eval = time.perf_counter() - t_eval
         if d.main: (out/'eval.json').write_text(json.dumps({'protocol': protocol, 'before': before}, indent=1))
         log.info('before: ' + summary_line(before))
