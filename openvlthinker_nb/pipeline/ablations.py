@@ -19,7 +19,7 @@ from ..progress import Progress
 from ..tasks.vocab import TASK_TYPES
 from ..trainer.config import TrainConfig
 from ..paths import repo_path
-from ..trainer.loop import NON_RESULT_FIELDS
+from ..trainer.loop import NON_RESULT_FIELDS, run_finished
 from ..trainer.metrics import GRAD_TERMS
 from ..style import REFERENCE, estimator_style, figure_style
 
@@ -66,9 +66,9 @@ def ablation_configs(variants:list|None=None, # names of VARIANTS (all by defaul
 def _result_fields(cfg:dict)->dict: return {k: v for k, v in cfg.items() if k in {f.name for f in fields(TrainConfig)} and k not in NON_RESULT_FIELDS}
 
 def is_done(cfg:TrainConfig)->bool:
-    "True when cfg's folder holds a finished run (eval.json) made with the same result-affecting parameters."
+    "True when cfg's folder holds a finished run made with the same result-affecting parameters."
     out = repo_path(cfg.output_dir)
-    if not (out/'eval.json').exists() or not (out/'config.json').exists(): return False
+    if not run_finished(out) or not (out/'config.json').exists(): return False   # a run killed mid-way is redone
     saved, now = _result_fields(json.loads((out/'config.json').read_text())), _result_fields(asdict(cfg))
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     return all(saved[k] == now[k] for k in saved.keys() & now.keys()) and all(now[k] == defaults[k] for k in now.keys() - saved.keys())  # fields newer than the run: at their defaults
@@ -102,7 +102,7 @@ def _runs(plan:list):
     "(variant, seed, folder) of the planned runs that have finished."
     for n, s, c in plan:
         out = repo_path(c.output_dir)
-        if (out/'eval.json').exists(): yield n, s, out
+        if run_finished(out): yield n, s, out
 
 def ablation_results(plan:list, # from `ablation_configs`
                     )->pd.DataFrame:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 import pandas as pd
 from ..eval.heldout import headroom_checks, HEADROOM_CRITERIA
-from ..trainer.loop import NON_RESULT_FIELDS
+from ..trainer.loop import NON_RESULT_FIELDS, run_finished
 
 # %% ../../nbs/api/06_report/01_run_tables.ipynb #320b3a11
 def read_eval(run:str|Path)->dict:
@@ -71,7 +71,7 @@ def trials_table(runs:list, # trial run folders (their names match the YAML file
     "One row per finished trial: what it changes, sampled and greedy before -> after (change ± se), greedy change per family, training accuracy first -> last steps."
     rows = {}
     for run in map(Path, runs):
-        if not (run/'eval.json').exists(): continue
+        if not run_finished(run): continue   # running or killed: eval.json holds 'before' only
         ev = read_eval(run); b, a, d = ev['before'], ev['after'], ev['delta']
         f = lambda m: f"{b[m]['mean']:.3f} -> {a[m]['mean']:.3f} ({100*d[m]['mean']:+.1f} ± {100*d['se'][m]['mean']:.1f})"
         acc = [json.loads(l)['accuracy/mean'] for l in (run/'metrics.jsonl').read_text().splitlines()]
@@ -97,16 +97,12 @@ def _run_numbers(run:Path)->dict:
         'share of the update (%)': {f: over_steps(f'grad_share/{f}') for f in fams},
         'wrong answers with A > 0 (%)': {f: over_steps(f'wrong_pos_adv/{f}') for f in [*fams, 'mean']}}}
 
-def _finished(run:Path)->bool:
-    "True when the run has written its final evaluation (eval.json with the paired change; a running one holds 'before' only)."
-    return (run/'eval.json').exists() and 'delta' in read_eval(run)
-
 def compare_runs(runs:list, # run folders; unfinished ones (no final eval.json) are skipped
                  vary:str='scope', # the TrainConfig field the runs compare
                  ignore:tuple=('seed', 'resolved', *NON_RESULT_FIELDS), # fields that may differ between the runs
                 )->pd.DataFrame:
     "Rows (value of `vary`, quantity), columns the families, 'mean' and 'seeds': mean ± se over seeds of each run's numbers."
-    done = [r for r in map(Path, runs) if _finished(r)]
+    done = [r for r in map(Path, runs) if run_finished(r)]
     if not done: raise FileNotFoundError(f"compare_runs: none of the {len(runs)} run folders has finished (no eval.json with 'delta')")
     got = [_run_numbers(r) for r in done]
     ref = got[0]['config']

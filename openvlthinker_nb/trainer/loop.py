@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['log', 'step_log', 'RUN_FILES', 'SHORT', 'NON_RESULT_FIELDS', 'ETA_AFTER', 'attach_run_logging', 'detach_run_logging',
-           'load_model', 'Run', 'setup', 'rl_step', 'eval_protocol', 'start_eval_key', 'param_digest',
+           'load_model', 'Run', 'setup', 'rl_step', 'eval_protocol', 'start_eval_key', 'param_digest', 'run_finished',
            'main_job_differences', 'eta_line', 'train', 'load_params', 'parse_override', 'main']
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #f8ec6f10
@@ -202,6 +202,12 @@ def _fmt(m:dict, total:int)->str:
     fams = ' '.join(f"{SHORT.get(t, t)}={m[f'accuracy/{t}']:.2f}" for t in TASK_TYPES if m.get(f'accuracy/{t}') is not None)
     return (f"step {m['step']}/{total} reward {m['reward/mean']:.3f} acc {m['accuracy/mean']:.3f} [{fams}] len {m['length/mean']:.1f} "
             f"clip {m['clip_frac']:.3f} kept {m['filter/kept_groups']}/{m['filter/prompts_drawn']} {m['seconds']:.1f}s")
+
+# %% ../../nbs/api/04_trainer/07_loop.ipynb
+def run_finished(out:Path)->bool:
+    "True when the run folder `out` holds the evaluation `train` writes at its end: `eval.json` with the paired change (at its start it holds only `before`)."
+    try: return 'delta' in json.loads((Path(out)/'eval.json').read_text())
+    except (FileNotFoundError, json.JSONDecodeError): return False
 
 # %% ../../nbs/api/04_trainer/07_loop.ipynb #07cabf68
 NON_RESULT_FIELDS = ('output_dir', 'device', 'parallel', 'num_threads', 'micro_batch', 'eval_batch_size', 'save_every', 'keep_checkpoints',
