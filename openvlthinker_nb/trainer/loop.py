@@ -203,7 +203,7 @@ def _fmt(m:dict, total:int)->str:
     return (f"step {m['step']}/{total} reward {m['reward/mean']:.3f} acc {m['accuracy/mean']:.3f} [{fams}] len {m['length/mean']:.1f} "
             f"clip {m['clip_frac']:.3f} kept {m['filter/kept_groups']}/{m['filter/prompts_drawn']} {m['seconds']:.1f}s")
 
-# %% ../../nbs/api/04_trainer/07_loop.ipynb
+# %% ../../nbs/api/04_trainer/07_loop.ipynb #cd4856ea
 def run_finished(out:Path)->bool:
     "True when the run folder `out` holds the evaluation `train` writes at its end: `eval.json` with the paired change (at its start it holds only `before`)."
     try: return 'delta' in json.loads((Path(out)/'eval.json').read_text())
