@@ -273,3 +273,10 @@ def test_eval_cache_reuses_the_starting_scores(full_run, tmp_path, monkeypatch):
     train(TrainConfig(**{**one, 'seed': 1}, output_dir=str(tmp_path/'c')))   # another seed: other samples, scored afresh
     assert len(calls) == 5 and len(list((tmp_path/'cache').glob('*.csv'))) == 2
     assert not list((tmp_path/'cache').glob('.*'))   # no temporary file left behind
+    import shutil
+    model = tmp_path/'model'; shutil.copytree(DEFAULT_MODEL, model)
+    train(TrainConfig(**{**one, 'model': str(model)}, output_dir=str(tmp_path/'d')))   # the same files elsewhere: the same key
+    assert len(calls) == 6 and before('d') == before('a')
+    (model/'sft_log.json').write_text('{}')   # any file of the model's folder besides its weights is part of the key
+    train(TrainConfig(**{**one, 'model': str(model)}, output_dir=str(tmp_path/'e')))
+    assert len(calls) == 8 and len(list((tmp_path/'cache').glob('*.csv'))) == 3

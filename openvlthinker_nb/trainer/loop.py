@@ -176,11 +176,14 @@ def _evaluate(run:Run, name:str, cached:Path|None=None)->dict:
     return summarize_scores(df)
 
 def start_eval_key(run:Run)->str:
-    "SHA-256 of what the starting policy's held-out scores depend on: its weights, the records, the protocol, the engine, batch and threads, and the package's code."
+    "SHA-256 of what the starting policy's held-out scores depend on: its weights and processor, the records, the protocol, the engine, batch and threads, and the package's code."
     h = hashlib.sha256(json.dumps({'protocol': asdict(run.protocol), 'engine': run.cfg.rollout_engine, 'batch': run.cfg.eval_batch_size,
                                    'threads': run.cfg.num_threads, 'dtype': run.cfg.dtype, 'device': str(run.d.device), 'world': run.d.world,
                                    'records': run.eval_ds.records}, sort_keys=True, default=str).encode())
     h.update(param_digest(run.model).encode())
+    folder = Path(run.paths['model'])
+    if folder.is_dir():   # the model's own config, processor and tokenizer files (their weights are in the digest)
+        for p in sorted(q for q in folder.iterdir() if q.is_file() and q.suffix not in ('.safetensors', '.bin', '.pt')): h.update(p.name.encode() + p.read_bytes())
     for r in run.eval_ds.records:   # the images the records name
         for im in r.get('images') or []:
             p = run.eval_ds.image_root/im
